@@ -1,0 +1,104 @@
+"""Callbacks on the optimisation loop: progress, metric tracking, stopping, output selection.
+
+A callback sees the :class:`LoopState` after every step. It may record things, set ``state.stop``,
+or, as an output rule, offer the image to return via :meth:`Callback.selection`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from .state import LoopState
+
+
+class Callback:
+    """Base class: override what you need."""
+
+    def on_start(self, state: LoopState) -> None:  # noqa: D401 - hook
+        pass
+
+    def on_step(self, state: LoopState) -> None:
+        pass
+
+    def on_end(self, state: LoopState) -> None:
+        pass
+
+    def selection(self) -> tuple[torch.Tensor, int, str] | None:
+        """An output rule returns (image, iteration, rule name); others return None."""
+        return None
+
+    def history(self) -> dict[str, list[float]]:
+        return {}
+
+
+class Progress(Callback):
+    """A tqdm bar. The loss is shown every ``every`` steps only, to keep host syncs rare."""
+
+    def __init__(self, every: int = 50, description: str = "reconstructing") -> None:
+        self.every = every
+        self.description = description
+        self._bar = None
+
+    def on_start(self, state: LoopState) -> None:
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=state.iterations, initial=state.iteration, desc=self.description,
+                         unit="it", dynamic_ncols=True, leave=False)
+
+    def on_step(self, state: LoopState) -> None:
+        self._bar.update(1)
+        if state.iteration % self.every == 0 and state.loss is not None:
+            self._bar.set_postfix(loss=f"{state.loss.item():.3e}", refresh=False)
+
+    def on_end(self, state: LoopState) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+class TrackMetric(Callback):
+    """Record ``metric(estimate)`` every ``every`` steps, without a host sync inside the loop.
+
+    Given a ground truth this is the oracle curve of PSNR against iteration. It only observes: it
+    never changes what the method returns.
+    """
+
+    def __init__(self, metric: Callable[[torch.Tensor], torch.Tensor], estimate: Callable[[LoopState], torch.Tensor],
+                 name: str = "psnr", every: int = 1) -> None:
+        self.metric = metric
+        self.estimate = estimate
+        self.name = name
+        self.every = every
+        self._iters: list[int] = []
+        self._values: list[torch.Tensor] = []
+
+    def on_step(self, state: LoopState) -> None:
+        if state.iteration % self.every == 0 or state.iteration == state.iterations:
+            with torch.no_grad():
+                self._values.append(self.metric(self.estimate(state)).detach().float().reshape(()))
+            self._iters.append(state.iteration)
+
+    def history(self) -> dict[str, list[float]]:
+        if not self._values:
+            return {}
+        return {f"{self.name}_iteration": list(self._iters), self.name: torch.stack(self._values).cpu().tolist()}
+
+
+class TrackLoss(Callback):
+    """Record the training loss every ``every`` steps (kept on the device until the end)."""
+
+    def __init__(self, every: int = 1) -> None:
+        self.every = every
+        self._iters: list[int] = []
+        self._values: list[torch.Tensor] = []
+
+    def on_step(self, state: LoopState) -> None:
+        if state.loss is not None and (state.iteration % self.every == 0 or state.iteration == state.iterations):
+            self._values.append(state.loss.detach().float().reshape(()))
+            self._iters.append(state.iteration)
+
+    def history(self) -> dict[str, list[float]]:
+        if not self._values:
+            return {}
+        return {"loss_iteration": list(self._iters), "loss": torch.stack(self._values).cpu().tolist()}

@@ -1,0 +1,76 @@
+"""Device and numeric precision: one place decides where and how the network runs.
+
+Only the network's forward pass runs under bf16 autocast; its output is cast back to fp32 before the
+physics and the loss, so FFTs, Radon transforms and the data term stay in full precision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@lru_cache(maxsize=1)
+def cpu_has_fast_bf16() -> bool:
+    """True where the CPU has native bf16 matrix units (AMX-BF16 or AVX512-BF16)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How the network runs: dtype under autocast and memory format."""
+
+    device: torch.device
+    bf16: bool
+
+    @classmethod
+    def choose(cls, device: torch.device, precision: str = "auto") -> "Precision":
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if precision == "auto":
+            if device.type == "cuda":
+                bf16 = torch.cuda.is_bf16_supported()
+            else:
+                bf16 = cpu_has_fast_bf16()
+        else:
+            bf16 = precision == "bf16"
+        return cls(device, bf16)
+
+    @property
+    def name(self) -> str:
+        return "bf16" if self.bf16 else "fp32"
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.bf16 else torch.contiguous_format
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    def prepare_network(self, net: torch.nn.Module) -> torch.nn.Module:
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        return net.to(self.device, memory_format=self.memory_format)
+
+    def prepare_input(self, z: torch.Tensor) -> torch.Tensor:
+        z = z.to(self.device)
+        return z.contiguous(memory_format=self.memory_format) if z.dim() == 4 else z

@@ -1,0 +1,149 @@
+"""The base of every DIP-family method: hook defaults and the deepinv ``model(y, physics)`` call.
+
+A method subclasses :class:`DIPMethod` and overrides only the hooks it changes (see
+``methods/aseqdip.py`` for the shortest real example); the loop itself lives in ``engine/loop.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import deepinv as dinv
+import torch
+from torch import nn
+
+from ..engine import callbacks as cbs
+from ..engine.loop import forward, run
+from ..engine.state import LoopState, Reconstruction
+from ..nets import NETWORKS
+from ..physics.defaults import default_network, first_estimate
+
+
+def squared_error(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean squared error that also accepts complex tensors (the ||.||^2 terms of the paper, averaged)."""
+    diff = a - b
+    return (diff.real.square() + diff.imag.square()).mean() if torch.is_complex(diff) else diff.square().mean()
+
+
+class DIPMethod(dinv.models.Reconstructor):
+    """A dataless reconstructor on the shared loop: ``x = model(y, physics)``.
+
+    Hook defaults give Vanilla DIP's behaviour except for the input and the loss, which each method
+    defines. ``network`` is a name from :data:`aseqdip.nets.NETWORKS`, a callable
+    ``(in_channels, out_channels, generator) -> nn.Module``, or ``"auto"`` for the paper's network for
+    the operator (medium U-Net for MRI/CT, skip network for inpainting, shallow U-Net otherwise).
+    """
+
+    name: ClassVar[str] = "base"
+
+    def __init__(
+        self,
+        iterations: int = 4000,
+        lr: float = 1e-4,
+        network: str | Callable[..., nn.Module] = "auto",
+        device: str = "auto",
+        precision: str = "auto",
+        seed: int = 0,
+        progress: bool = False,
+    ) -> None:
+        super().__init__()
+        if iterations < 1:
+            raise ValueError(f"iterations must be at least 1, got {iterations}")
+        if lr <= 0:
+            raise ValueError(f"learning rate must be positive, got {lr}")
+        self.iterations = iterations
+        self.lr = lr
+        self.network = network
+        self.device_name = device
+        self.precision = precision
+        self.seed = seed
+        self.progress = progress
+        self._physics: Any = None
+
+    # ---- the deepinv entry points -------------------------------------------------------------
+    def forward(self, y: torch.Tensor, physics: Any, **kwargs: Any) -> torch.Tensor:
+        return self.reconstruct(y, physics, **kwargs).image
+
+    def reconstruct(
+        self,
+        y: torch.Tensor,
+        physics: Any,
+        *,
+        x0: torch.Tensor | None = None,
+        monitor: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        callbacks: Sequence[cbs.Callback] = (),
+        track_every: int = 1,
+    ) -> Reconstruction:
+        """Run the method and return the image with its run record.
+
+        ``monitor`` maps an estimate to a scalar (e.g. PSNR against a ground truth) that is recorded
+        along the run for curves; it is an oracle and never chooses the output.
+        """
+        if x0 is None:
+            with torch.no_grad():
+                x0 = first_estimate(physics, y)
+        self.validate(y, physics)
+        extra: list[cbs.Callback] = [cbs.TrackLoss(track_every)]
+        if monitor is not None:
+            extra.append(cbs.TrackMetric(monitor, self.estimate, "psnr", track_every))
+        if self.progress:
+            extra.append(cbs.Progress(description=self.name))
+        self._physics = physics
+        try:
+            return run(self, y, physics, x0, iterations=self.iterations, device=self.device_name,
+                       precision=self.precision, seed=self.seed, callbacks=[*callbacks, *extra])
+        finally:
+            self._physics = None
+
+    def validate(self, y: torch.Tensor, physics: Any) -> None:
+        """Check that the method has what it needs for this problem (override to add checks)."""
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """Every setting that shapes the result, for metrics.json."""
+        net = self.network if isinstance(self.network, str) else getattr(self.network, "__name__", "custom")
+        return {"iterations": self.iterations, "lr": self.lr, "network": net, "precision": self.precision,
+                "seed": self.seed}
+
+    # ---- hooks with defaults ------------------------------------------------------------------
+    def build_network(self, x0: torch.Tensor, generator: torch.Generator) -> nn.Module:
+        channels = self.image_channels(x0)
+        factory = self.network
+        if factory == "auto":
+            factory = default_network(self._physics)
+        if isinstance(factory, str):
+            if factory not in NETWORKS:
+                raise ValueError(f"unknown network {factory!r}; choose from {sorted(NETWORKS)}")
+            factory = NETWORKS[factory]
+        return factory(self.input_channels(x0), channels, generator=generator)
+
+    def image_channels(self, x0: torch.Tensor) -> int:
+        return x0.shape[1]
+
+    def input_channels(self, x0: torch.Tensor) -> int:
+        return x0.shape[1]
+
+    def make_optimizers(self, state: LoopState) -> list[torch.optim.Optimizer]:
+        return [torch.optim.Adam(state.net.parameters(), lr=self.lr)]
+
+    def network_input(self, state: LoopState) -> torch.Tensor:
+        return state.z
+
+    def data_fidelity(self, state: LoopState, out: torch.Tensor) -> torch.Tensor:
+        """||A f - y||^2 (as a mean): works for any deepinv physics, linear or not."""
+        return squared_error(state.physics.A(out), state.y)
+
+    def loss(self, state: LoopState, out: torch.Tensor) -> torch.Tensor:
+        return self.data_fidelity(state, out)
+
+    def after_step(self, state: LoopState) -> None:
+        pass
+
+    def estimate(self, state: LoopState) -> torch.Tensor:
+        """The method's current image (for curves and stopping rules): the latest network output."""
+        return state.output
+
+    def output(self, state: LoopState) -> tuple[torch.Tensor, int, str]:
+        """The image returned at the end: the network at its final weights on its (unperturbed) input."""
+        with torch.no_grad():
+            return forward(state, state.z), state.iteration, "last"
