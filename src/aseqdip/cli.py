@@ -65,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     for task in TASKS.values():
         task.add_arguments(run.add_argument_group(f"task {task.name}"))
 
+    rec = sub.add_parser("reconstruct", help="reconstruct measured data (k-space, sinogram) of a task")
+    rec.add_argument("--task", required=True, help=f"one of {', '.join(TASKS)}")
+    rec.add_argument("--out", required=True, help="output folder")
+    add_method_arguments(rec)
+    for task in TASKS.values():
+        task.add_reconstruct_arguments(rec.add_argument_group(f"task {task.name}"))
+
     demo = sub.add_parser("demo", help="aSeqDIP on scikit-image's astronaut, denoising (a few minutes on a laptop CPU)")
     demo.add_argument("--out", default="aseqdip-demo", help="output folder (default ./aseqdip-demo)")
     demo.add_argument("--size", type=int, default=64, help="image size (default 64)")
@@ -82,30 +89,51 @@ def _validate_common(args: argparse.Namespace) -> None:
         raise UserInputError("--track-every must be at least 1")
 
 
-def command_run(args: argparse.Namespace) -> dict[str, Any]:
-    from .io import StagedOutput, load_image
-    from .methods.registry import build_method
-    from .report import save_run
+def _task_class(args: argparse.Namespace) -> type:
     from .tasks import TASKS
 
     _validate_common(args)
     if args.task not in TASKS:
         raise UserInputError(f"unknown task {args.task!r}; choose from {', '.join(TASKS)}")
-    task_cls = TASKS[args.task]
-    task = task_cls.from_args(args)  # validates the task's options before any work
+    return TASKS[args.task]
+
+
+def _method(args: argparse.Namespace, task_cls: type) -> Any:
+    from .methods.registry import build_method
+
     options = {key: getattr(args, attr) for attr, key in METHOD_OPTIONS.items()}
     options.update(seed=args.seed, device=args.device, precision=args.precision, progress=not args.no_progress,
                    network=args.network or task_cls.network)
-    method = build_method(args.method, options, task_cls.method_defaults.get(args.method), warn=_warn)
-    x = task.load(args.image, size=args.size)
-    problem = task.simulate(x, seed=args.seed)
+    options.update(getattr(args, "method_extra", {}))
+    return build_method(args.method, options, task_cls.method_defaults.get(args.method), warn=_warn)
+
+
+def solve_and_save(args: argparse.Namespace, method: Any, problem: Any, extra: dict[str, Any]) -> dict[str, Any]:
+    """Reconstruct ``problem`` with ``method`` and write the run's files into ``args.out``."""
+    from .io import StagedOutput
+    from .report import save_run
+
     result = method.reconstruct(problem.y, problem.physics, x0=problem.x0,
                                 monitor=problem.psnr if problem.x_true is not None else None,
                                 track_every=args.track_every)
     with StagedOutput(args.out) as out:
-        metrics = save_run(out, problem, method.name, method.hyperparameters(), result,
-                           extra={"image": args.image, "size": args.size})
-    return metrics
+        return save_run(out, problem, method.name, method.hyperparameters(), result, extra=extra)
+
+
+def command_run(args: argparse.Namespace) -> dict[str, Any]:
+    task_cls = _task_class(args)
+    task = task_cls.from_args(args)  # validates the task's options before any work
+    method = _method(args, task_cls)
+    x = task.load(args.image, size=args.size)
+    problem = task.simulate(x, seed=args.seed)
+    return solve_and_save(args, method, problem, {"image": args.image, "size": args.size})
+
+
+def command_reconstruct(args: argparse.Namespace) -> dict[str, Any]:
+    task_cls = _task_class(args)
+    method = _method(args, task_cls)
+    problem = task_cls.from_measurement(args)
+    return solve_and_save(args, method, problem, {})
 
 
 def _summary(m: dict[str, Any], out: str) -> str:
@@ -135,8 +163,8 @@ def command_demo(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        if args.command == "run":
-            m = command_run(args)
+        if args.command in ("run", "reconstruct"):
+            m = command_run(args) if args.command == "run" else command_reconstruct(args)
             print(_summary(m, args.out))
         elif args.command == "demo":
             m = command_demo(args)

@@ -72,6 +72,15 @@ class Task:
     def from_args(cls, args: argparse.Namespace) -> "Task":
         raise NotImplementedError
 
+    @classmethod
+    def add_reconstruct_arguments(cls, group: argparse._ArgumentGroup) -> None:
+        """Options of ``aseqdip reconstruct`` for measured data (e.g. --kspace, --sinogram); default None."""
+
+    @classmethod
+    def from_measurement(cls, args: argparse.Namespace) -> Problem:
+        """A problem from measured data (no ground truth unless the file holds a reference)."""
+        raise UserInputError(f"task {cls.name} cannot reconstruct from measured data; use 'aseqdip run'")
+
     def load(self, spec: str, size: int | None = None) -> torch.Tensor:
         """Read the clean image for this task (override for DICOM and other formats)."""
         from ..io.images import load_image
