@@ -62,6 +62,7 @@ def run_metrics(problem: Problem, method_name: str, hyper: dict[str, Any], resul
                                   "no user has it. The reported psnr is the returned image's.")
     metrics.update(result.info)
     metrics.update(extra or {})
+    metrics["history"] = result.history  # curves; "psnr" there is the oracle monitor
     metrics["environment"] = {"aseqdip": __version__, "torch": torch.__version__, "python": platform.python_version(),
                               "machine": platform.processor() or platform.machine(),
                               "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

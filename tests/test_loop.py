@@ -1,0 +1,82 @@
+"""The shared loop: seeding, precision, callbacks, and that the oracle monitor never changes the output."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from aseqdip.engine import Callback, Precision
+from aseqdip.methods import ASeqDIP, VanillaDIP
+from aseqdip.tasks import Denoise
+
+
+@pytest.fixture(scope="module")
+def problem(camera48):
+    return Denoise(25).simulate(camera48, seed=0)
+
+
+def small(cls, **kw):
+    kw.setdefault("iterations", 6)
+    kw.setdefault("precision", "fp32")
+    return cls(network="shallow_unet", **kw)
+
+
+def test_same_seed_same_result_other_seed_other_result(problem):
+    a = small(ASeqDIP, seed=1)(problem.y, problem.physics)
+    b = small(ASeqDIP, seed=1)(problem.y, problem.physics)
+    c = small(ASeqDIP, seed=2)(problem.y, problem.physics)
+    assert torch.equal(a, b)
+    assert (a - c).abs().max() > 1e-4
+
+
+def test_dip_input_is_seeded_noise(problem):
+    a = small(VanillaDIP, seed=5).reconstruct(problem.y, problem.physics)
+    b = small(VanillaDIP, seed=5).reconstruct(problem.y, problem.physics)
+    assert torch.equal(a.image, b.image)
+    assert a.image.shape == problem.y.shape
+
+
+def test_monitoring_the_ground_truth_does_not_change_the_output(problem):
+    plain = small(ASeqDIP).reconstruct(problem.y, problem.physics)
+    watched = small(ASeqDIP).reconstruct(problem.y, problem.physics, monitor=problem.psnr, track_every=1)
+    assert torch.equal(plain.image, watched.image)
+    assert len(watched.history["psnr"]) == 6 and "psnr" not in plain.history
+
+
+def test_a_callback_can_stop_the_run(problem):
+    class StopAt(Callback):
+        def on_step(self, state):
+            if state.iteration == 3:
+                state.stop = True
+                state.stop_reason = "test"
+
+    rec = small(VanillaDIP, iterations=50).reconstruct(problem.y, problem.physics, callbacks=[StopAt()])
+    assert rec.iterations == 3 and rec.iteration_returned == 3 and rec.info["stop_reason"] == "test"
+
+
+def test_aseqdip_replaces_its_input_every_n_steps(problem):
+    seen = []
+
+    class Inputs(Callback):
+        def on_step(self, state):
+            seen.append(state.z.clone())
+
+    small(ASeqDIP, iterations=6, inner_steps=3).reconstruct(problem.y, problem.physics, callbacks=[Inputs()])
+    changed = [not torch.equal(seen[i], seen[i - 1]) for i in range(1, 6)]
+    # seen[i] is z after step i+1: it starts as y and is replaced after steps 3 and 6 only
+    assert changed == [False, True, False, False, True]
+    assert torch.equal(seen[0], problem.y) and not torch.equal(seen[2], problem.y)
+
+
+def test_precision_switch():
+    cpu = torch.device("cpu")
+    assert Precision.choose(cpu, "fp32").bf16 is False
+    assert Precision.choose(cpu, "bf16").memory_format == torch.channels_last
+    with pytest.raises(ValueError):
+        Precision.choose(cpu, "fp16")
+
+
+def test_bf16_path_runs_and_returns_fp32(problem):
+    rec = small(ASeqDIP, iterations=4, precision="bf16").reconstruct(problem.y, problem.physics)
+    assert rec.image.dtype == torch.float32 and torch.isfinite(rec.image).all()
+    assert rec.info["precision"] == "bf16"
