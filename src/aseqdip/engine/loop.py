@@ -25,7 +25,7 @@ from .state import LoopState, Reconstruction
 class Hooks(Protocol):
     """What a method supplies to :func:`run`."""
 
-    def build_network(self, x0: torch.Tensor, generator: torch.Generator) -> nn.Module: ...
+    def build_network(self, x0: torch.Tensor, physics: Any, generator: torch.Generator) -> nn.Module: ...
 
     def initial_input(self, y: torch.Tensor, physics: Any, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor: ...
 
@@ -90,7 +90,7 @@ def run(
     y = y.to(dev)
     x0 = x0.to(dev)
 
-    net = prec.prepare_network(hooks.build_network(x0, generator))
+    net = prec.prepare_network(hooks.build_network(x0, physics, generator))
     net.train()
     z = prec.prepare_input(hooks.initial_input(y, physics, x0, generator))
     state = LoopState(net=net, z=z, y=y, physics=physics, optimizers=[], generator=generator, iterations=iterations)

@@ -59,7 +59,6 @@ class DIPMethod(dinv.models.Reconstructor):
         self.precision = precision
         self.seed = seed
         self.progress = progress
-        self._physics: Any = None
 
     # ---- the deepinv entry points -------------------------------------------------------------
     def forward(self, y: torch.Tensor, physics: Any, **kwargs: Any) -> torch.Tensor:
@@ -89,12 +88,8 @@ class DIPMethod(dinv.models.Reconstructor):
             extra.append(cbs.TrackMetric(monitor, self.estimate, "psnr", track_every))
         if self.progress:
             extra.append(cbs.Progress(description=self.name))
-        self._physics = physics
-        try:
-            return run(self, y, physics, x0, iterations=self.iterations, device=self.device_name,
-                       precision=self.precision, seed=self.seed, callbacks=[*callbacks, *extra])
-        finally:
-            self._physics = None
+        return run(self, y, physics, x0, iterations=self.iterations, device=self.device_name,
+                   precision=self.precision, seed=self.seed, callbacks=[*callbacks, *extra])
 
     def validate(self, y: torch.Tensor, physics: Any) -> None:
         """Check that the method has what it needs for this problem (override to add checks)."""
@@ -106,11 +101,11 @@ class DIPMethod(dinv.models.Reconstructor):
                 "seed": self.seed}
 
     # ---- hooks with defaults ------------------------------------------------------------------
-    def build_network(self, x0: torch.Tensor, generator: torch.Generator) -> nn.Module:
+    def build_network(self, x0: torch.Tensor, physics: Any, generator: torch.Generator) -> nn.Module:
         channels = self.image_channels(x0)
         factory = self.network
         if factory == "auto":
-            factory = default_network(self._physics)
+            factory = default_network(physics)
         if isinstance(factory, str):
             if factory not in NETWORKS:
                 raise ValueError(f"unknown network {factory!r}; choose from {sorted(NETWORKS)}")
