@@ -94,8 +94,7 @@ def run(
     net.train()
     z = prec.prepare_input(hooks.initial_input(y, physics, x0, generator))
     state = LoopState(net=net, z=z, y=y, physics=physics, optimizers=[], generator=generator, iterations=iterations)
-    state.extra["forward"] = NetworkRunner(net, prec)
-    state.extra["precision"] = prec
+    state.runner = NetworkRunner(net, prec)
     state.optimizers = hooks.make_optimizers(state)
 
     for cb in callbacks:
@@ -143,7 +142,7 @@ def _step(hooks: Hooks, state: LoopState) -> None:
 
 def forward(state: LoopState, z: torch.Tensor) -> torch.Tensor:
     """The network applied to ``z`` under the run's precision, as fp32."""
-    return state.extra["forward"](z)
+    return state.runner(z)
 
 
 def parameters(modules: Iterable[nn.Module]) -> list[nn.Parameter]:

@@ -15,8 +15,8 @@ class LoopState:
 
     ``z`` is the network input (fixed for Vanilla DIP, replaced by f(z) in aSeqDIP, trained in
     Self-Guided DIP); ``output`` is the latest network output, detached, in fp32; ``extra`` holds
-    whatever a method or callback keeps between steps (moving averages, counters). Everything here is
-    tensors or plain values so that a checkpoint can save and restore it.
+    whatever a method keeps between steps (moving averages, counters, generators): tensors, plain
+    values and generators only, so that a checkpoint can save and restore it.
     """
 
     net: nn.Module
@@ -31,6 +31,7 @@ class LoopState:
     loss: torch.Tensor | None = None
     stop: bool = False
     stop_reason: str = ""
+    runner: Any = None  # calls the network under the run's precision (engine.loop.NetworkRunner)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
