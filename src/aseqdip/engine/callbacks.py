@@ -32,6 +32,13 @@ class Callback:
     def history(self) -> dict[str, list[float]]:
         return {}
 
+    def state_dict(self) -> dict:
+        """What a checkpoint must keep to resume this callback exactly (tensors and plain values)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
 
 class Progress(Callback):
     """A tqdm bar. The loss is shown every ``every`` steps only, to keep host syncs rare."""
@@ -84,6 +91,12 @@ class TrackMetric(Callback):
             return {}
         return {f"{self.name}_iteration": list(self._iters), self.name: torch.stack(self._values).cpu().tolist()}
 
+    def state_dict(self) -> dict:
+        return {"iters": list(self._iters), "values": [v.cpu() for v in self._values]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._iters, self._values = list(state["iters"]), list(state["values"])
+
 
 class TrackLoss(Callback):
     """Record the training loss every ``every`` steps (kept on the device until the end)."""
@@ -102,3 +115,9 @@ class TrackLoss(Callback):
         if not self._values:
             return {}
         return {"loss_iteration": list(self._iters), "loss": torch.stack(self._values).cpu().tolist()}
+
+    def state_dict(self) -> dict:
+        return {"iters": list(self._iters), "values": [v.cpu() for v in self._values]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._iters, self._values = list(state["iters"]), list(state["values"])

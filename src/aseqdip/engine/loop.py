@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from pathlib import Path
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from .callbacks import Callback
+from .checkpoint import Checkpointer, load_checkpoint
 from .precision import Precision, resolve_device
 from .state import LoopState, Reconstruction
 
@@ -74,11 +76,13 @@ def run(
     precision: str = "auto",
     seed: int = 0,
     callbacks: Sequence[Callback] = (),
+    resume_from: str | Path | None = None,
 ) -> Reconstruction:
     """Optimise ``hooks``' network for ``iterations`` steps on measurements ``y`` of ``physics``.
 
     ``x0`` is a first image-domain estimate (y, A^H y or FBP): it fixes the image shape and is the
-    starting input of aSeqDIP-style methods.
+    starting input of aSeqDIP-style methods. ``resume_from`` names a checkpoint (see
+    ``engine/checkpoint.py``) to continue from; the run then ends where an uninterrupted one would.
     """
     if iterations < 1:
         raise ValueError(f"iterations must be at least 1, got {iterations}")
@@ -96,6 +100,12 @@ def run(
     state = LoopState(net=net, z=z, y=y, physics=physics, optimizers=[], generator=generator, iterations=iterations)
     state.runner = NetworkRunner(net, prec)
     state.optimizers = hooks.make_optimizers(state)
+    others = [cb for cb in callbacks if not isinstance(cb, Checkpointer)]
+    for cb in callbacks:
+        if isinstance(cb, Checkpointer):
+            cb.callbacks = others
+    if resume_from is not None and Path(resume_from).exists():
+        load_checkpoint(resume_from, state, others)
 
     for cb in callbacks:
         cb.on_start(state)

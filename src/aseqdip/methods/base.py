@@ -7,6 +7,7 @@ A method subclasses :class:`DIPMethod` and overrides only the hooks it changes (
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import deepinv as dinv
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from ..engine import callbacks as cbs
+from ..engine.checkpoint import Checkpointer
 from ..engine.loop import forward, run
 from ..engine.state import LoopState, Reconstruction
 from ..nets import NETWORKS
@@ -73,11 +75,16 @@ class DIPMethod(dinv.models.Reconstructor):
         monitor: Callable[[torch.Tensor], torch.Tensor] | None = None,
         callbacks: Sequence[cbs.Callback] = (),
         track_every: int = 1,
+        checkpoint: str | Path | None = None,
+        checkpoint_every: int = 500,
+        resume: bool = False,
     ) -> Reconstruction:
         """Run the method and return the image with its run record.
 
         ``monitor`` maps an estimate to a scalar (e.g. PSNR against a ground truth) that is recorded
-        along the run for curves; it is an oracle and never chooses the output.
+        along the run for curves; it is an oracle and never chooses the output. With ``checkpoint``
+        the run is saved there every ``checkpoint_every`` iterations; ``resume=True`` continues from
+        that file when it exists.
         """
         if x0 is None:
             with torch.no_grad():
@@ -88,8 +95,11 @@ class DIPMethod(dinv.models.Reconstructor):
             extra.append(cbs.TrackMetric(monitor, self.estimate, "psnr", track_every))
         if self.progress:
             extra.append(cbs.Progress(description=self.name))
+        if checkpoint is not None:
+            extra.append(Checkpointer(checkpoint, checkpoint_every))
         return run(self, y, physics, x0, iterations=self.iterations, device=self.device_name,
-                   precision=self.precision, seed=self.seed, callbacks=[*callbacks, *extra])
+                   precision=self.precision, seed=self.seed, callbacks=[*callbacks, *extra],
+                   resume_from=checkpoint if resume else None)
 
     def validate(self, y: torch.Tensor, physics: Any) -> None:
         """Check that the method has what it needs for this problem (override to add checks)."""

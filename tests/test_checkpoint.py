@@ -1,0 +1,42 @@
+"""Checkpoints: a run interrupted and resumed returns exactly what an uninterrupted run returns (CPU)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from aseqdip.engine import Callback
+from aseqdip.methods import METHODS
+from aseqdip.tasks import Denoise
+
+RESUMABLE = [name for name in ("aseqdip", "dip", "selfguided", "sgld") if name in METHODS]
+
+
+class Crash(Callback):
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_step(self, state):
+        if state.iteration == self.at:
+            raise KeyboardInterrupt("simulated kill")
+
+
+@pytest.mark.parametrize("name", RESUMABLE)
+def test_resumed_run_equals_uninterrupted_run(tmp_path, camera48, name):
+    problem = Denoise(25).simulate(camera48[..., :32, :32], seed=0)
+
+    def method():
+        return METHODS[name](iterations=8, network="shallow_unet", precision="fp32", seed=3)
+
+    full = method().reconstruct(problem.y, problem.physics, monitor=problem.psnr)
+    ckpt = tmp_path / "run.ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        method().reconstruct(problem.y, problem.physics, monitor=problem.psnr, callbacks=[Crash(5)],
+                             checkpoint=ckpt, checkpoint_every=3)
+    assert ckpt.exists()
+    assert torch.load(ckpt, weights_only=True)["iteration"] == 3
+    resumed = method().reconstruct(problem.y, problem.physics, monitor=problem.psnr, checkpoint=ckpt,
+                                   checkpoint_every=3, resume=True)
+    assert resumed.iterations == full.iterations == 8
+    assert torch.equal(resumed.image, full.image)
+    assert resumed.history["psnr"] == full.history["psnr"]
