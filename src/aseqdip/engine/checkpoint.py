@@ -58,7 +58,7 @@ def save_checkpoint(path: str | Path, state: LoopState, callbacks: Sequence[Call
         "generator": state.generator.get_state(),
         "torch_rng": torch.get_rng_state(),
         "extra": _pack(state.extra),
-        "callbacks": [_pack(cb.state_dict()) for cb in callbacks],
+        "callbacks": {key: _pack(cb.state_dict()) for key, cb in _keyed(callbacks).items()},
     }
     buf = io.BytesIO()
     torch.save(payload, buf)
@@ -100,8 +100,23 @@ def load_checkpoint(path: str | Path, state: LoopState, callbacks: Sequence[Call
     torch.set_rng_state(payload["torch_rng"])
     state.extra.update({k: (v.to(device) if isinstance(v, torch.Tensor) else v)
                         for k, v in _unpack(payload["extra"]).items()})
-    for cb, saved in zip(callbacks, payload["callbacks"], strict=True):
-        cb.load_state_dict(_unpack(saved))
+    saved = payload["callbacks"]
+    for key, cb in _keyed(callbacks).items():
+        if key in saved:
+            cb.load_state_dict(_unpack(saved[key]))
+
+
+def _keyed(callbacks: Sequence[Callback]) -> dict[str, Callback]:
+    """Callbacks by a stable key (class and name), so a resumed run may add or drop others."""
+    out: dict[str, Callback] = {}
+    for cb in callbacks:
+        base = f"{type(cb).__name__}:{getattr(cb, 'name', '')}"
+        key, n = base, 1
+        while key in out:
+            n += 1
+            key = f"{base}#{n}"
+        out[key] = cb
+    return out
 
 
 class Checkpointer(Callback):
