@@ -47,6 +47,38 @@ def add_method_arguments(p: argparse.ArgumentParser) -> None:
                    help="bf16 autocast + channels_last, or fp32; auto picks bf16 where the hardware is fast at it")
     g.add_argument("--track-every", type=int, default=10, help="record PSNR/loss every this many steps (default 10)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_baseline_arguments(p)
+
+
+# options of the paper's DIP baselines (docs/methods.md), CLI attribute -> method keyword argument
+BASELINE_OPTIONS = {"references": "references", "alpha": "alpha", "lr_input": "lr_input", "noise_scale": "noise_scale",
+                    "draws": "draws", "ema": "ema", "tv_weight": "tv_weight", "es_window": "window",
+                    "es_patience": "patience", "langevin_scale": "langevin_scale", "burn_in": "burn_in",
+                    "sample_every": "sample_every", "sure_sigma": "sure_sigma", "input_noise": "input_noise"}
+
+
+def add_baseline_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of the DIP baselines; each defaults to None so the method's published default applies."""
+    g = p.add_argument_group("DIP baselines (defaults and their sources: docs/methods.md)")
+    g.add_argument("--references", default=None, help="refguided: folder of reference images (required)")
+    g.add_argument("--alpha", type=float, default=None, help="selfguided: denoising-regulariser weight (default 2)")
+    g.add_argument("--lr-input", type=float, default=None, help="selfguided: Adam lr of the trained input (0.1)")
+    g.add_argument("--noise-scale", type=float, default=None,
+                   help="selfguided: input noise eta ~ SCALE * max|z| * U(0,1) (default 0.5)")
+    g.add_argument("--draws", type=int, default=None, help="selfguided: noise draws averaged per step (default 4)")
+    g.add_argument("--ema", type=float, default=None, help="selfguided, rethinking: output average weight (0.99)")
+    g.add_argument("--tv-weight", type=float, default=None,
+                   help="tvdip: TV weight for [0,1] images (default 1/255, the paper's 1 on the 0-255 scale)")
+    g.add_argument("--es-window", type=int, default=None, help="esdip: variance window W (default 100)")
+    g.add_argument("--es-patience", type=int, default=None, help="esdip: patience P in steps (default 1000)")
+    g.add_argument("--langevin-scale", type=float, default=None,
+                   help="sgld: weight noise std = SCALE * lr per step (default 2)")
+    g.add_argument("--burn-in", type=int, default=None, help="sgld: steps before averaging (default 35%% of budget)")
+    g.add_argument("--sample-every", type=int, default=None, help="sgld: average every this many steps (default 50)")
+    g.add_argument("--sure-sigma", type=float, default=None,
+                   help="rethinking: noise std on the 0-255 scale (default: read from the simulated noise)")
+    g.add_argument("--input-noise", type=float, default=None,
+                   help="rethinking: input perturbation std as a fraction of sigma (default 0.5)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,7 +133,7 @@ def _task_class(args: argparse.Namespace) -> type:
 def _method(args: argparse.Namespace, task_cls: type) -> Any:
     from .methods.registry import build_method
 
-    options = {key: getattr(args, attr) for attr, key in METHOD_OPTIONS.items()}
+    options = {key: getattr(args, attr) for attr, key in {**METHOD_OPTIONS, **BASELINE_OPTIONS}.items()}
     options.update(seed=args.seed, device=args.device, precision=args.precision, progress=not args.no_progress,
                    network=args.network or task_cls.network)
     options.update(getattr(args, "method_extra", {}))

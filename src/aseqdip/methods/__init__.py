@@ -3,7 +3,16 @@
 from .aseqdip import ASeqDIP
 from .base import DIPMethod, squared_error
 from .dip import VanillaDIP
+from .esdip import ESDIP
+from .refguided import RefGuidedDIP
+from .rethinking import RethinkingDIP
+from .selfguided import SelfGuidedDIP
+from .sgld import SGLDDIP
+from .tvdip import TVDIP
 
 METHODS: dict[str, type[DIPMethod]] = {"aseqdip": ASeqDIP, "dip": VanillaDIP}
+# the paper's DIP baselines (issue 6)
+METHODS.update({cls.name: cls for cls in (SelfGuidedDIP, TVDIP, ESDIP, SGLDDIP, RefGuidedDIP, RethinkingDIP)})
 
-__all__ = ["ASeqDIP", "DIPMethod", "METHODS", "VanillaDIP", "squared_error"]
+__all__ = ["ASeqDIP", "DIPMethod", "ESDIP", "METHODS", "RefGuidedDIP", "RethinkingDIP", "SGLDDIP", "SelfGuidedDIP",
+           "TVDIP", "VanillaDIP", "squared_error"]
