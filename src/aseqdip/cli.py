@@ -17,7 +17,8 @@ from .errors import UserInputError
 EXIT_USAGE = 2
 
 # options shared by every method, mapped to the methods' keyword arguments
-METHOD_OPTIONS = {"iterations": "iterations", "inner_steps": "inner_steps", "lam": "lam", "lr": "lr"}
+METHOD_OPTIONS = {"iterations": "iterations", "inner_steps": "inner_steps", "lam": "lam", "lr": "lr",
+                  "dc_update": "dc_update", "cs_lambda": "cs_lambda"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,6 +41,9 @@ def add_method_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--inner-steps", type=int, default=None, help="aSeqDIP: Adam steps N per input update (default 2)")
     g.add_argument("--lam", type=float, default=None, help="aSeqDIP: autoencoding weight lambda (default 1)")
     g.add_argument("--lr", type=float, default=None, help="Adam learning rate (aSeqDIP 1e-4, DIP 1e-2)")
+    g.add_argument("--dc-update", action="store_true", default=None,
+                   help="aSeqDIP: make each input update data-consistent (MRI: measured k-space lines put back)")
+    g.add_argument("--cs-lambda", type=float, default=None, help="cs: L1-wavelet weight (default 1e-3)")
     g.add_argument("--network", default=None, help="medium_unet, shallow_unet or skip (default: the task's)")
     g.add_argument("--seed", type=int, default=0, help="seed for the network, the input and the simulation")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
