@@ -4,6 +4,7 @@ from .aseqdip import ASeqDIP
 from .base import DIPMethod, squared_error
 from .dip import VanillaDIP
 from .esdip import ESDIP
+from .fbp import FBP
 from .refguided import RefGuidedDIP
 from .rethinking import RethinkingDIP
 from .selfguided import SelfGuidedDIP
@@ -11,8 +12,9 @@ from .sgld import SGLDDIP
 from .tvdip import TVDIP
 
 METHODS: dict[str, type[DIPMethod]] = {"aseqdip": ASeqDIP, "dip": VanillaDIP}
+METHODS[FBP.name] = FBP  # type: ignore[assignment]  # CT's closed-form baseline, no network (issue 4)
 # the paper's DIP baselines (issue 6)
 METHODS.update({cls.name: cls for cls in (SelfGuidedDIP, TVDIP, ESDIP, SGLDDIP, RefGuidedDIP, RethinkingDIP)})
 
-__all__ = ["ASeqDIP", "DIPMethod", "ESDIP", "METHODS", "RefGuidedDIP", "RethinkingDIP", "SGLDDIP", "SelfGuidedDIP",
+__all__ = ["ASeqDIP", "DIPMethod", "ESDIP", "FBP", "METHODS", "RefGuidedDIP", "RethinkingDIP", "SGLDDIP", "SelfGuidedDIP",
            "TVDIP", "VanillaDIP", "squared_error"]

@@ -1,9 +1,11 @@
 """Tasks: a clean image to (physics, y) with the paper's defaults. Register new tasks in TASKS."""
 
 from .base import Problem, Task
+from .ct import CT
 from .denoise import Denoise
 from .inpaint import Inpaint
 
 TASKS: dict[str, type[Task]] = {Denoise.name: Denoise, Inpaint.name: Inpaint}
+TASKS[CT.name] = CT
 
-__all__ = ["TASKS", "Denoise", "Inpaint", "Problem", "Task"]
+__all__ = ["CT", "TASKS", "Denoise", "Inpaint", "Problem", "Task"]
