@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from .io.outputs import _atomic_write
+from .io.outputs import atomic_write
 
 
 def psnr_curve(path: Path, history: dict[str, list[float]], *, title: str, returned_iteration: int | None = None,
@@ -36,5 +36,5 @@ def psnr_curve(path: Path, history: dict[str, list[float]], *, title: str, retur
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
-    _atomic_write(Path(path), lambda f: f.write(buf.getvalue()))
+    atomic_write(Path(path), lambda f: f.write(buf.getvalue()))
     return True

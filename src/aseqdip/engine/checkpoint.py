@@ -9,14 +9,13 @@ same image as an uninterrupted one. Files are written atomically and read with `
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..io.outputs import atomic_write
 from .callbacks import Callback
 from .state import LoopState
 
@@ -62,19 +61,7 @@ def save_checkpoint(path: str | Path, state: LoopState, callbacks: Sequence[Call
     }
     buf = io.BytesIO()
     torch.save(payload, buf)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(Path(path), lambda f: f.write(buf.getvalue()))
 
 
 def load_checkpoint(path: str | Path, state: LoopState, callbacks: Sequence[Callback] = ()) -> None:

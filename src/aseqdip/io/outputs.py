@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 
-def _atomic_write(path: Path, write: Any) -> None:
+def atomic_write(path: Path, write: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -33,11 +33,11 @@ def _atomic_write(path: Path, write: Any) -> None:
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     text = json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n"
-    _atomic_write(Path(path), lambda f: f.write(text.encode()))
+    atomic_write(Path(path), lambda f: f.write(text.encode()))
 
 
 def write_npy(path: Path, array: np.ndarray) -> None:
-    _atomic_write(Path(path), lambda f: np.save(f, array, allow_pickle=False))
+    atomic_write(Path(path), lambda f: np.save(f, array, allow_pickle=False))
 
 
 def write_png(path: Path, image: np.ndarray) -> None:
@@ -46,7 +46,7 @@ def write_png(path: Path, image: np.ndarray) -> None:
 
     arr = np.clip(np.nan_to_num(image), 0.0, 1.0)
     arr = (arr * 255.0 + 0.5).astype(np.uint8)
-    _atomic_write(Path(path), lambda f: Image.fromarray(arr).save(f, format="PNG"))
+    atomic_write(Path(path), lambda f: Image.fromarray(arr).save(f, format="PNG"))
 
 
 def _jsonable(value: Any) -> Any:
