@@ -4,8 +4,10 @@ from .base import Problem, Task
 from .ct import CT
 from .denoise import Denoise
 from .inpaint import Inpaint
+from .mri import MRI
 
 TASKS: dict[str, type[Task]] = {Denoise.name: Denoise, Inpaint.name: Inpaint}
+TASKS[MRI.name] = MRI
 TASKS[CT.name] = CT
 
 __all__ = ["CT", "TASKS", "Denoise", "Inpaint", "Problem", "Task"]

@@ -1,0 +1,219 @@
+"""Multi-coil MRI: A = M F S (deepinv's ``MultiCoilMRI``), Cartesian masks at 4x/8x (paper), 15 coils.
+
+Two sources of data:
+
+* ``simulate``: a real magnitude image (DICOM, PNG ...) becomes a complex image with a smooth synthetic
+  phase, seen by simulated birdcage coils. This is a simulation, not raw scanner data.
+* ``from_measurement``: one slice of a fastMRI multi-coil HDF5 file, undersampled here, with ESPIRiT
+  maps estimated from the auto-calibration lines. The reference is the fully sampled coil-combined image.
+
+Metrics are on the magnitude divided by the reference's maximum, over the central 320x320 crop (the
+whole image when smaller), as fastMRI evaluates.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, ClassVar
+
+import deepinv as dinv
+import numpy as np
+import torch
+
+from ..errors import UserInputError
+from ..physics.mri import MagnitudeImage, birdcage_maps, center_crop, espirit_maps, magnitude, smooth_phase, with_phase
+from ..physics.mri_masks import (SAMPLINGS, CartesianMask, auto_calibration_width, cartesian_mask,
+                                  default_center_fraction)
+from .base import Problem, Task
+
+ESPIRIT_MAX_CALIB = 24  # sigpy's and deepinv's default calibration width
+ESPIRIT_MIN_CALIB = 8  # with ESPIRiT's 6x6 kernel, fewer lines give no usable calibration matrix
+
+
+def read_dicom_magnitude(path: str | Path) -> torch.Tensor:
+    """A DICOM magnitude image (the shared reader, ``io.dicom``) as (1, 1, H, W) in [0, 1], divided by its maximum."""
+    from ..io.dicom import read_dicom
+
+    pixels = np.clip(read_dicom(path).pixels, 0.0, None)
+    peak = float(pixels.max())
+    if not np.isfinite(pixels).all() or peak <= 0:
+        raise UserInputError(f"{path}: the DICOM image is empty or not finite")
+    return torch.from_numpy((pixels / peak).astype(np.float32))[None, None]
+
+
+def _load_maps(path: str, kspace_shape: tuple[int, ...]) -> torch.Tensor:
+    """Coil maps from a .npy file of complex (coils, H, W) matching the k-space."""
+    p = Path(path)
+    if not p.exists():
+        raise UserInputError(f"--maps {path}: no such file")
+    try:
+        maps = np.load(p, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001
+        raise UserInputError(f"--maps {path}: not a readable .npy array ({type(exc).__name__})") from None
+    if maps.ndim == 4 and maps.shape[0] == 1:
+        maps = maps[0]
+    if not np.iscomplexobj(maps):
+        raise UserInputError(f"--maps {path}: coil maps must be complex, got {maps.dtype}")
+    if tuple(maps.shape) != tuple(kspace_shape):
+        raise UserInputError(f"--maps {path}: coil maps of shape {tuple(maps.shape)} do not match the k-space "
+                             f"(coils, height, width) = {tuple(kspace_shape)}")
+    if not np.isfinite(maps).all():
+        raise UserInputError(f"--maps {path}: coil maps contain NaN or infinite values")
+    return torch.from_numpy(maps.astype(np.complex64))[None]
+
+
+class MRI(Task):
+    name: ClassVar[str] = "mri"
+    description: ClassVar[str] = "multi-coil Cartesian MRI from undersampled k-space (A = M F S)"
+    network: ClassVar[str] = "medium_unet"
+    grayscale: ClassVar[bool | None] = True
+
+    def __init__(self, acceleration: float = 4.0, coils: int = 15, sampling: str = "random",
+                 center_fraction: float | None = None, sigma: float = 0.0) -> None:
+        self.check(acceleration > 1, f"--acceleration must be greater than 1, got {acceleration:g}")
+        self.check(coils >= 1, f"--coils must be at least 1, got {coils}")
+        self.check(sampling in SAMPLINGS, f"--sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
+        self.check(center_fraction is None or 0 <= center_fraction < 1,
+                   f"--center-fraction must lie in [0, 1), got {center_fraction}")
+        self.check(sigma >= 0, f"--sigma must be >= 0, got {sigma:g}")
+        self.acceleration, self.coils, self.sampling = acceleration, coils, sampling
+        self.center_fraction, self.sigma = center_fraction, sigma
+
+    # ---- command line -------------------------------------------------------------------------
+    @staticmethod
+    def _sampling_arguments(group: argparse._ArgumentGroup) -> None:
+        group.add_argument("--acceleration", type=float, default=None,
+                           help="mri: k-space acceleration factor, > 1 (default 4; paper 4 and 8)")
+        group.add_argument("--sampling", choices=SAMPLINGS, default=None,
+                           help="mri: phase-encode lines outside the centre drawn at random or equispaced (default random)")
+        group.add_argument("--center-fraction", type=float, default=None,
+                           help="mri: fraction of fully sampled centre lines (default 0.08 below 8x, 0.04 from 8x)")
+
+    @classmethod
+    def add_arguments(cls, group: argparse._ArgumentGroup) -> None:
+        cls._sampling_arguments(group)
+        group.add_argument("--coils", type=int, default=None, help="mri: simulated receive coils (default 15)")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "MRI":
+        return cls(acceleration=4.0 if args.acceleration is None else args.acceleration,
+                   coils=15 if getattr(args, "coils", None) is None else args.coils,
+                   sampling=args.sampling or "random", center_fraction=args.center_fraction,
+                   sigma=0.0 if getattr(args, "sigma", None) is None else args.sigma)
+
+    @classmethod
+    def add_reconstruct_arguments(cls, group: argparse._ArgumentGroup) -> None:
+        group.add_argument("--kspace", default=None, help="mri: fastMRI multi-coil .h5 file (fully sampled, or a "
+                                                          "test file with its own mask)")
+        group.add_argument("--slice", type=int, default=None, help="mri: slice index in the file (default: middle)")
+        cls._sampling_arguments(group)
+        group.add_argument("--maps", default=None, help="mri: coil maps as a complex .npy of shape (coils, H, W) "
+                                                        "(default: ESPIRiT from the auto-calibration lines)")
+
+    def settings(self) -> dict[str, Any]:
+        fraction = default_center_fraction(self.acceleration) if self.center_fraction is None else self.center_fraction
+        return {"acceleration": self.acceleration, "sampling": self.sampling, "center_fraction": fraction,
+                "coils": self.coils, "sigma": self.sigma}
+
+    # ---- simulated k-space from a real image ----------------------------------------------------
+    def load(self, spec: str, size: int | None = None) -> torch.Tensor:
+        from ..io.dicom import is_dicom
+
+        if not spec.startswith("skimage:") and is_dicom(spec):
+            from ..io.images import resize
+
+            x = read_dicom_magnitude(spec)
+            return resize(x, size) if size is not None else x
+        return super().load(spec, size=size)
+
+    def draw_mask(self, height: int, width: int, seed: int) -> CartesianMask:
+        try:
+            return cartesian_mask(height, width, self.acceleration, self.sampling, self.center_fraction,
+                                  generator=torch.Generator().manual_seed(seed))
+        except ValueError as exc:
+            raise UserInputError(str(exc)) from None
+
+    def simulate(self, x: torch.Tensor, seed: int = 0) -> Problem:
+        """k-space of ``x`` (a real magnitude image) with a smooth random phase and birdcage coils; simulated."""
+        self.check(x.dim() == 4 and x.shape[:2] == (1, 1), f"mri needs one grey image, got shape {tuple(x.shape)}")
+        _, _, h, w = x.shape
+        mask = self.draw_mask(h, w, seed)
+        rng = torch.Generator().manual_seed(seed + 1)
+        x_true = with_phase(x.float().cpu(), smooth_phase(h, w, rng)).to(x.device)
+        noise = {}
+        if self.sigma > 0:
+            noise_rng = torch.Generator(device=x.device).manual_seed(seed + 2)
+            noise = {"noise_model": dinv.physics.GaussianNoise(self.sigma / 255.0, rng=noise_rng)}
+        physics = dinv.physics.MultiCoilMRI(mask=mask.mask.to(x.device), coil_maps=birdcage_maps(self.coils, h, w),
+                                            img_size=(h, w), device=x.device, **noise)
+        with torch.no_grad():
+            y = physics(x_true)
+        problem = self.make_problem(physics, y, x_true, to_image=MagnitudeImage.of_reference(x_true),
+                                    measurement_label="zero-filled")
+        problem.settings.update(mask.settings())
+        problem.settings.update(data="simulated: real magnitude image, smooth synthetic phase, birdcage coil maps",
+                                phase_peak_rad=round(float(np.pi / 2), 4), evaluation="|x| / max|x_ref| over "
+                                f"the central {min(h, 320)}x{min(w, 320)}")
+        return problem
+
+    # ---- raw k-space from a fastMRI file ---------------------------------------------------------
+    @classmethod
+    def from_measurement(cls, args: argparse.Namespace) -> Problem:
+        from ..io.fastmri import read_fastmri_slice
+
+        if not getattr(args, "kspace", None):
+            raise UserInputError("the mri task reconstructs a fastMRI file: give --kspace FILE.h5")
+        task = cls(acceleration=4.0 if args.acceleration is None else args.acceleration,
+                   sampling=args.sampling or "random", center_fraction=args.center_fraction)
+        data = read_fastmri_slice(args.kspace, args.slice)
+        slice_index = data.slice_index
+        coils, h, w = data.kspace.shape
+        full = dinv.physics.MultiCoilMRI.from_torch_complex(data.kspace[None])  # (1, 2, coils, H, W)
+        settings: dict[str, Any] = {"kspace_file": str(args.kspace), "slice": slice_index, "slices": data.n_slices,
+                                    "coils": coils, "kspace_shape": [h, w]}
+        if data.mask is not None:  # a test-set file: already undersampled, no reference
+            columns, fully_sampled = data.mask, False
+            lines = int(columns.sum())
+            settings.update(sampling="from the file", sampled_lines=lines, total_lines=w,
+                            acceleration_realised=round(w / max(lines, 1), 4))
+        else:
+            drawn = task.draw_mask(h, w, args.seed)
+            columns, fully_sampled = drawn.mask[0], True
+            settings.update({k: v for k, v in task.settings().items() if k not in ("coils", "sigma")})
+            settings.update(drawn.settings())
+        mask = columns.reshape(1, w).expand(h, w).contiguous()
+        y = full * mask
+        if args.maps is not None:
+            maps = _load_maps(args.maps, (coils, h, w))
+            settings["maps"] = f"from {args.maps}"
+        else:
+            acs = auto_calibration_width(columns)
+            if acs < ESPIRIT_MIN_CALIB:
+                raise UserInputError(f"only {acs} fully sampled centre lines: too few for ESPIRiT (need "
+                                     f"{ESPIRIT_MIN_CALIB}); raise --center-fraction or give --maps")
+            calib = min(acs, ESPIRIT_MAX_CALIB, h)
+            maps = espirit_maps(y, calib)
+            settings["maps"] = f"ESPIRiT (sigpy), {calib}x{calib} calibration from the auto-calibration lines"
+        physics = dinv.physics.MultiCoilMRI(mask=mask, coil_maps=maps, img_size=(h, w))
+        with torch.no_grad():
+            scale = float(magnitude(physics.A_adjoint(y)).max())  # from the measured data only
+        if not scale > 0:
+            raise UserInputError(f"{args.kspace}: the measured k-space of slice {slice_index} is all zero")
+        y, full = y / scale, full / scale
+        settings["kspace_scale"] = scale
+        x_true = None
+        if fully_sampled:
+            with torch.no_grad():
+                x_true = dinv.physics.MultiCoilMRI(coil_maps=maps, img_size=(h, w)).A_adjoint(full)
+            to_image = MagnitudeImage.of_reference(x_true)
+            settings["reference"] = "fully sampled k-space combined with the same coil maps (S^H F^H y_full)"
+        else:
+            with torch.no_grad():
+                to_image = MagnitudeImage(scale=float(center_crop(magnitude(physics.A_adjoint(y))).max()))
+        settings["reference_rss_in_file"] = data.rss is not None
+        crop = center_crop(torch.empty(h, w)).shape
+        settings["evaluation"] = f"|x| / max|x_ref| over the central {crop[0]}x{crop[1]}"
+        problem = task.make_problem(physics, y, x_true, to_image=to_image, measurement_label="zero-filled")
+        problem.settings = settings
+        return problem
