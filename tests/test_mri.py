@@ -228,6 +228,24 @@ def test_cli_reconstructs_a_fastmri_file_with_espirit_maps(tmp_path, raw_file):
     assert {"recon.png", "measurement.png", "ground_truth.png", "psnr_curve.png"} <= {f.name for f in out.iterdir()}
 
 
+def test_cli_reconstructs_a_test_set_file_with_its_own_mask(tmp_path, mr64):
+    """fastMRI test files hold undersampled k-space and a `mask`: use it, report no reference metrics."""
+    maps = birdcage_maps(4, 64, 64)
+    np.save(tmp_path / "maps.npy", maps.numpy())
+    mask = np.zeros(64, bool)
+    mask[::4] = True
+    mask[28:36] = True
+    kspace = fastmri_kspace(mr64, coils=4, slices=2) * mask
+    write_fastmri(tmp_path / "test_file.h5", kspace, mask=mask)
+    out = tmp_path / "rec"
+    argv = ["reconstruct", "--task", "mri", "--kspace", str(tmp_path / "test_file.h5"), "--maps",
+            str(tmp_path / "maps.npy"), "--iterations", "2", "--no-progress", "--device", "cpu", "--out", str(out)]
+    assert main(argv) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert "psnr" not in m and m["task_settings"]["sampling"] == "from the file"
+    assert m["task_settings"]["sampled_lines"] == int(mask.sum()) and m["task_settings"]["slice"] == 1
+
+
 def test_cli_runs_simulated_mri_and_records_the_mask(tmp_path):
     out = tmp_path / "sim"
     argv = ["run", "--task", "mri", "--image", MR_SMALL, "--acceleration", "8", "--coils", "3", "--sampling",

@@ -86,7 +86,7 @@ class MRI(Task):
         group.add_argument("--acceleration", type=float, default=None,
                            help="mri: k-space acceleration factor, > 1 (default 4; paper 4 and 8)")
         group.add_argument("--sampling", choices=SAMPLINGS, default=None,
-                           help="mri: phase-encode lines outside the centre drawn at random or equispaced (default random)")
+                           help="mri: phase-encode lines outside the centre: random or equispaced (default random)")
         group.add_argument("--center-fraction", type=float, default=None,
                            help="mri: fraction of fully sampled centre lines (default 0.08 below 8x, 0.04 from 8x)")
 
