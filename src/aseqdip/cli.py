@@ -52,6 +52,28 @@ def add_method_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--track-every", type=int, default=10, help="record PSNR/loss every this many steps (default 10)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_baseline_arguments(p)
+    add_stopping_arguments(p)
+
+
+def add_stopping_arguments(p: argparse.ArgumentParser) -> None:
+    """Stopping and output rules for every network method (docs/stopping.md); off by default."""
+    from .rules import STOP_RULES
+
+    g = p.add_argument_group("stopping and output rules (docs/stopping.md)")
+    g.add_argument("--stop", choices=STOP_RULES, default="none",
+                   help="choose the returned iterate without the ground truth: held-out validation, ES-WMV, the "
+                        "discrepancy principle or SURE (denoising); the budget becomes a ceiling (default none: "
+                        "the method's output after the full budget)")
+    g.add_argument("--holdout", type=float, default=None,
+                   help="--stop selfval: fraction of the measured entries held out (default 0.1)")
+    g.add_argument("--refit", action="store_true", default=None,
+                   help="--stop selfval: rerun on all measurements for the iterations it found")
+    g.add_argument("--stop-every", type=int, default=None,
+                   help="--stop selfval/sure/discrepancy: check every this many steps (default 5, 5, 1)")
+    g.add_argument("--stop-patience", type=int, default=None,
+                   help="--stop selfval/sure: steps without a new minimum before stopping (default 500)")
+    g.add_argument("--tau", type=float, default=None,
+                   help="--stop discrepancy: stop once the residual is <= TAU sigma^2 per measured entry (default 1)")
 
 
 # options of the paper's DIP baselines (docs/methods.md), CLI attribute -> method keyword argument
@@ -70,17 +92,21 @@ def add_baseline_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--noise-scale", type=float, default=None,
                    help="selfguided: input noise eta ~ SCALE * max|z| * U(0,1) (default 0.5)")
     g.add_argument("--draws", type=int, default=None, help="selfguided: noise draws averaged per step (default 4)")
-    g.add_argument("--ema", type=float, default=None, help="selfguided, rethinking: output average weight (0.99)")
+    g.add_argument("--ema", type=float, default=None,
+                   help="return an exponential moving average of the estimates with this decay (e.g. 0.99), alone "
+                        "or watched by --stop; selfguided, rethinking: their own average's weight (default 0.99)")
     g.add_argument("--tv-weight", type=float, default=None,
                    help="tvdip: TV weight for [0,1] images (default 1/255, the paper's 1 on the 0-255 scale)")
-    g.add_argument("--es-window", type=int, default=None, help="esdip: variance window W (default 100)")
-    g.add_argument("--es-patience", type=int, default=None, help="esdip: patience P in steps (default 1000)")
+    g.add_argument("--es-window", type=int, default=None, help="esdip, --stop wmv: variance window W (default 100)")
+    g.add_argument("--es-patience", type=int, default=None,
+                   help="esdip, --stop wmv: patience P in steps (default 1000)")
     g.add_argument("--langevin-scale", type=float, default=None,
                    help="sgld: weight noise std = SCALE * lr per step (default 2)")
     g.add_argument("--burn-in", type=int, default=None, help="sgld: steps before averaging (default 35%% of budget)")
     g.add_argument("--sample-every", type=int, default=None, help="sgld: average every this many steps (default 50)")
     g.add_argument("--sure-sigma", type=float, default=None,
-                   help="rethinking: noise std on the 0-255 scale (default: read from the simulated noise)")
+                   help="rethinking, --stop sure/discrepancy: noise std on the 0-255 scale "
+                        "(default: read from the simulated noise)")
     g.add_argument("--input-noise", type=float, default=None,
                    help="rethinking: input perturbation std as a fraction of sigma (default 0.5)")
 
@@ -141,17 +167,52 @@ def _method(args: argparse.Namespace, task_cls: type) -> Any:
     options.update(seed=args.seed, device=args.device, precision=args.precision, progress=not args.no_progress,
                    network=args.network or task_cls.network)
     options.update(getattr(args, "method_extra", {}))
+    for key in _rule_owned(args):  # options a stopping rule uses when the method has no such setting
+        options[key] = None
     return build_method(args.method, options, task_cls.method_defaults.get(args.method), warn=_warn)
+
+
+def _method_accepts(args: argparse.Namespace, key: str) -> bool:
+    from .methods import METHODS
+    from .methods.registry import method_parameters
+
+    return args.method in METHODS and key in method_parameters(METHODS[args.method])
+
+
+def _rule_owned(args: argparse.Namespace) -> set[str]:
+    """Method keyword arguments that --ema / --stop take over because the method itself has none."""
+    stop = getattr(args, "stop", "none")
+    keys = {"ema"} | ({"window", "patience"} if stop == "wmv" else set()) | (
+        {"sure_sigma"} if stop in ("sure", "discrepancy") else set())
+    return {k for k in keys if not _method_accepts(args, k)}
+
+
+def _output_rule(args: argparse.Namespace) -> Any:
+    """The stopping/output rule the options ask for (docs/stopping.md)."""
+    from .rules import OutputRule
+
+    stop = getattr(args, "stop", "none")
+    owned = _rule_owned(args)
+    sigma = getattr(args, "sure_sigma", None)
+    options = {"stop": stop, "seed": args.seed,
+               "ema": args.ema if "ema" in owned else None,
+               "sigma": None if sigma is None else sigma / 255.0,
+               "holdout": getattr(args, "holdout", None), "refit": getattr(args, "refit", None),
+               "every": getattr(args, "stop_every", None), "tau": getattr(args, "tau", None),
+               "window": getattr(args, "es_window", None) if stop == "wmv" else None,
+               "patience": (getattr(args, "es_patience", None) if stop == "wmv" else None)
+               or getattr(args, "stop_patience", None)}
+    return OutputRule(**{k: v for k, v in options.items() if v is not None})
 
 
 def solve_and_save(args: argparse.Namespace, method: Any, problem: Any, extra: dict[str, Any]) -> dict[str, Any]:
     """Reconstruct ``problem`` with ``method`` and write the run's files into ``args.out``."""
     from .io import StagedOutput
     from .report import save_run
+    from .rules import reconstruct
 
-    result = method.reconstruct(problem.y, problem.physics, x0=problem.x0,
-                                monitor=problem.psnr if problem.x_true is not None else None,
-                                track_every=args.track_every)
+    result = reconstruct(method, problem.y, problem.physics, _output_rule(args), x0=problem.x0,
+                         monitor=problem.psnr if problem.x_true is not None else None, track_every=args.track_every)
     with StagedOutput(args.out) as out:
         return save_run(out, problem, method.name, method.hyperparameters(), result, extra=extra)
 

@@ -118,3 +118,231 @@ class WindowedMovingVariance(Callback):
         if not self._values:
             return {}
         return {"wmv_iteration": list(self._iters), "wmv": list(self._values)}
+
+
+def _on(t: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+    """``t`` on ``device`` (checkpointed tensors come back on the CPU)."""
+    return t if t is None or t.device == device else t.to(device)
+
+
+class MinimumRule(Callback):
+    """Base of the rules that return the iterate where a score (a risk estimate) was lowest.
+
+    Every ``every`` steps (and at the last step) :meth:`score` rates the watched estimate; the rule keeps
+    the iterate with the lowest score. When ``patience`` steps pass without a new minimum it stops the
+    run (``halt=True``) or, with ``halt=False``, only freezes its choice and lets the run go on (to
+    compare several rules along one run). ``label`` names the rule in ``Reconstruction.rule``.
+    """
+
+    name = "minimum"
+
+    def __init__(self, estimate: Callable[[LoopState], torch.Tensor], every: int = 1, patience: int = 500,
+                 halt: bool = True, label: str | None = None) -> None:
+        if every < 1:
+            raise ValueError(f"the check interval must be at least 1 step, got {every}")
+        if patience < 1:
+            raise ValueError(f"patience must be at least 1 step, got {patience}")
+        self.estimate = estimate
+        self.every = every
+        self.patience = patience
+        self.halt = halt
+        self.label = label or self.name
+        self.reset()
+
+    def reset(self) -> None:
+        self.best_score = float("inf")
+        self.best_iteration: int | None = None
+        self.stopped_at: int | None = None
+        self._best_image: torch.Tensor | None = None
+        self._iters: list[int] = []
+        self._values: list[float] = []
+
+    def on_start(self, state: LoopState) -> None:
+        if state.iteration == 0:  # a fresh run (a resumed one arrives with its state restored)
+            self.reset()
+
+    def score(self, state: LoopState, x: torch.Tensor) -> torch.Tensor:
+        """The risk estimate of ``x`` (lower is better); subclasses define it."""
+        raise NotImplementedError
+
+    def due(self, state: LoopState) -> bool:
+        return state.iteration % self.every == 0 or state.iteration == state.iterations
+
+    def on_step(self, state: LoopState) -> None:
+        if self.stopped_at is not None or not self.due(state):
+            return
+        x = self.estimate(state).detach()
+        self._best_image = _on(self._best_image, x.device)
+        value = float(self.score(state, x))
+        self._iters.append(state.iteration)
+        self._values.append(value)
+        if value < self.best_score:
+            self.best_score, self.best_iteration = value, state.iteration
+            self._best_image = x.clone()
+        elif state.iteration - self.best_iteration >= self.patience:
+            self.stopped_at = state.iteration
+            if self.halt:
+                state.stop = True
+                state.stop_reason = (f"{self.label}: no new minimum for {self.patience} steps; "
+                                     f"minimum at iteration {self.best_iteration}")
+
+    def selection(self) -> tuple[torch.Tensor, int, str] | None:
+        if self._best_image is None:
+            return None
+        return self._best_image, int(self.best_iteration), self.label
+
+    def history(self) -> dict[str, list[float]]:
+        if not self._values:
+            return {}
+        return {f"{self.name}_iteration": list(self._iters), self.name: list(self._values)}
+
+    def state_dict(self) -> dict:
+        return {"best_score": self.best_score, "best_iteration": self.best_iteration, "stopped_at": self.stopped_at,
+                "best_image": None if self._best_image is None else self._best_image.cpu(),
+                "iters": list(self._iters), "values": list(self._values)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best_score, self.best_iteration = float(state["best_score"]), state["best_iteration"]
+        self.stopped_at, self._best_image = state["stopped_at"], state["best_image"]
+        self._iters, self._values = list(state["iters"]), list(state["values"])
+
+
+class Discrepancy(Callback):
+    """Morozov's discrepancy principle: stop once the fit reaches the noise level.
+
+    Every ``every`` steps the per-entry residual r_t = sum_measured |A x_t - y|^2 / #measured is compared
+    with ``tau * sigma^2`` (``sigma`` the noise std per measured entry, data units). The rule arms once
+    r_t has been above that level (aSeqDIP starts from z_0 = y, whose residual is 0) and stops at the first
+    check where r_t falls to or below it, returning that iterate. ``measured`` marks the entries that were
+    measured (an inpainting mask, sampled k-space), so unmeasured zeros do not dilute the mean.
+    """
+
+    name = "discrepancy"
+
+    def __init__(self, estimate: Callable[[LoopState], torch.Tensor], sigma: float, tau: float = 1.0,
+                 measured: torch.Tensor | None = None, every: int = 1, halt: bool = True,
+                 label: str | None = None) -> None:
+        if not sigma > 0:
+            raise ValueError(f"the discrepancy principle needs a noise level sigma > 0, got {sigma}")
+        if not tau > 0:
+            raise ValueError(f"tau must be positive, got {tau}")
+        if every < 1:
+            raise ValueError(f"the check interval must be at least 1 step, got {every}")
+        self.estimate = estimate
+        self.sigma = float(sigma)
+        self.tau = float(tau)
+        self.measured = measured
+        self.every = every
+        self.halt = halt
+        self.label = label or self.name
+        self.reset()
+
+    def reset(self) -> None:
+        self.armed = False
+        self.stopped_at: int | None = None
+        self._image: torch.Tensor | None = None
+        self._iters: list[int] = []
+        self._values: list[float] = []
+
+    def on_start(self, state: LoopState) -> None:
+        if state.iteration == 0:
+            self.reset()
+
+    def residual(self, state: LoopState, x: torch.Tensor) -> torch.Tensor:
+        """Mean squared residual over the measured entries (data units)."""
+        diff = state.physics.A(x) - state.y
+        sq = diff.real.square() + diff.imag.square() if torch.is_complex(diff) else diff.square()
+        if self.measured is None:
+            return sq.mean()
+        mask = self.measured.to(sq.device)
+        return (sq * mask).sum() / mask.expand_as(sq).sum().clamp_min(1)
+
+    def on_step(self, state: LoopState) -> None:
+        if self.stopped_at is not None or (state.iteration % self.every and state.iteration != state.iterations):
+            return
+        with torch.no_grad():
+            x = self.estimate(state).detach()
+            self._image = _on(self._image, x.device)
+            ratio = float(self.residual(state, x)) / self.sigma**2
+        self._iters.append(state.iteration)
+        self._values.append(ratio)
+        if ratio > self.tau:
+            self.armed = True
+        elif self.armed:
+            self.stopped_at = state.iteration
+            self._image = x.clone()
+            if self.halt:
+                state.stop = True
+                state.stop_reason = (f"{self.label}: residual {ratio:.3f} sigma^2 <= tau {self.tau:g} sigma^2 "
+                                     f"at iteration {state.iteration}")
+
+    def selection(self) -> tuple[torch.Tensor, int, str] | None:
+        """The iterate where the residual reached the noise level (None if it never did)."""
+        if self._image is None:
+            return None
+        return self._image, int(self.stopped_at), self.label
+
+    def history(self) -> dict[str, list[float]]:
+        if not self._values:
+            return {}
+        return {"discrepancy_iteration": list(self._iters), "discrepancy": list(self._values)}
+
+    def state_dict(self) -> dict:
+        return {"armed": self.armed, "stopped_at": self.stopped_at,
+                "image": None if self._image is None else self._image.cpu(),
+                "iters": list(self._iters), "values": list(self._values)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.armed, self.stopped_at, self._image = bool(state["armed"]), state["stopped_at"], state["image"]
+        self._iters, self._values = list(state["iters"]), list(state["values"])
+
+
+class ExponentialAverage(Callback):
+    """An exponential moving average of the estimates, xbar_t = d xbar_{t-1} + (1 - d) x_t, as an output rule.
+
+    Alone it returns the average at the end of the run; placed *before* a stopping rule in the callback
+    list, with the rule watching :meth:`current`, the rule watches (and returns) the average instead of
+    the raw iterates. The average starts at the first estimate (no zero-initialisation bias).
+    """
+
+    name = "ema"
+
+    def __init__(self, estimate: Callable[[LoopState], torch.Tensor], decay: float = 0.99) -> None:
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"the EMA decay must lie in [0, 1), got {decay}")
+        self.estimate = estimate
+        self.decay = decay
+        self.label = f"ema({decay:g})"
+        self.reset()
+
+    def reset(self) -> None:
+        self._average: torch.Tensor | None = None
+        self._iteration = 0
+
+    def on_start(self, state: LoopState) -> None:
+        if state.iteration == 0:
+            self.reset()
+
+    def on_step(self, state: LoopState) -> None:
+        x = self.estimate(state).detach()
+        if self._average is None:
+            self._average = x.clone()
+        else:
+            self._average = _on(self._average, x.device)
+            self._average.mul_(self.decay).add_(x, alpha=1.0 - self.decay)
+        self._iteration = state.iteration
+
+    def current(self, state: LoopState) -> torch.Tensor:
+        """The average so far (an ``estimate`` callable for the rules that watch it)."""
+        return self.estimate(state) if self._average is None else self._average
+
+    def selection(self) -> tuple[torch.Tensor, int, str] | None:
+        if self._average is None:
+            return None
+        return self._average.clone(), self._iteration, self.label
+
+    def state_dict(self) -> dict:
+        return {"average": None if self._average is None else self._average.cpu(), "iteration": self._iteration}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._average, self._iteration = state["average"], int(state["iteration"])

@@ -1,0 +1,227 @@
+"""Stopping and output rules for any network method and any task, chosen by name (CLI ``--stop``, ``--ema``).
+
+:func:`reconstruct` runs a method under an :class:`OutputRule`: it checks that the rule can apply to this
+method and operator (one clear :class:`UserInputError` when not), builds the rule's callbacks, splits
+the measurements for held-out validation, and optionally refits on all measurements. None of the rules
+sees the ground truth; the ``monitor`` (PSNR against it) is recorded only as the oracle curve.
+
+Rules (references and measured behaviour in docs/stopping.md):
+
+* ``none``: the method's own output after the full budget (the paper's fixed budget for aSeqDIP);
+* ``selfval``: held-out validation (:mod:`aseqdip.engine.validation`);
+* ``wmv``: ES-WMV (:class:`aseqdip.engine.stopping.WindowedMovingVariance`);
+* ``discrepancy``: the discrepancy principle (:class:`aseqdip.engine.stopping.Discrepancy`);
+* ``sure``: Monte-Carlo SURE for Gaussian denoising (:mod:`aseqdip.engine.sure`);
+* ``ema``: an exponential moving average of the estimates, alone or watched by any rule above.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import deepinv as dinv
+import torch
+
+from .engine.callbacks import Callback, TrackMetric
+from .engine.state import LoopState, Reconstruction
+from .engine.stopping import Discrepancy, ExponentialAverage, WindowedMovingVariance
+from .engine.sure import MonteCarloSURE
+from .engine.validation import HeldOutValidation
+from .errors import UserInputError
+from .methods.base import DIPMethod
+from .methods.esdip import ESDIP
+from .methods.rethinking import RethinkingDIP, gaussian_noise_level
+from .physics.defaults import first_estimate
+from .physics.holdout import measured_entries, split_measurements
+
+STOP_RULES = ("none", "selfval", "wmv", "discrepancy", "sure")
+DEFAULT_EVERY = {"selfval": 5, "sure": 5, "discrepancy": 1}
+DEFAULT_PATIENCE = {"selfval": 500, "sure": 500, "wmv": 1000}
+
+
+@dataclass(frozen=True)
+class OutputRule:
+    """Which rule decides the returned image, with its settings (None: the rule's default).
+
+    ``sigma`` is the noise std per measured entry in data units (None: read from the physics' Gaussian
+    noise model). ``holdout`` is the fraction of measured locations held out by ``selfval``; ``refit``
+    reruns the method on all measurements for the budget self-validation found. ``halt=False`` keeps the
+    run going after a rule has decided (to compare rules along one run). ``seed`` draws the held-out set
+    and SURE's probe.
+    """
+
+    stop: str = "none"
+    ema: float | None = None
+    holdout: float = 0.1
+    refit: bool = False
+    every: int | None = None
+    patience: int | None = None
+    window: int = 100
+    tau: float = 1.0
+    sigma: float | None = None
+    alpha: float = 0.5
+    pairs: int = 1
+    halt: bool = True
+    seed: int = 0
+
+    def describe(self) -> dict[str, Any]:
+        """The settings that matter for this rule (for metrics.json)."""
+        keep = {"stop", "ema"} | {
+            "selfval": {"holdout", "refit", "every", "patience", "seed"}, "wmv": {"window", "patience"},
+            "discrepancy": {"tau", "sigma", "every"}, "sure": {"sigma", "alpha", "pairs", "every", "patience", "seed"},
+        }.get(self.stop, set())
+        out = {k: v for k, v in asdict(self).items() if k in keep}
+        if "every" in out and out["every"] is None:
+            out["every"] = DEFAULT_EVERY[self.stop]
+        if "patience" in out and out["patience"] is None:
+            out["patience"] = DEFAULT_PATIENCE[self.stop]
+        return out
+
+
+def noise_sigma(physics: Any, given: float | None, rule: str) -> float:
+    """sigma in data units: ``given``, else the physics' Gaussian noise std; a clear error if neither."""
+    if given is not None:
+        if not given > 0:
+            raise UserInputError(f"--stop {rule}: the noise level must be positive, got {given:g}")
+        return float(given)
+    sigma = gaussian_noise_level(getattr(physics, "inner", physics))
+    if sigma is None or not bool((sigma > 0).all()):
+        raise UserInputError(f"--stop {rule} needs the noise level: this measurement has no Gaussian noise of known "
+                             f"sigma > 0; give it with --sure-sigma (0-255 scale)")
+    if not bool((sigma == sigma.flatten()[0]).all()):
+        raise UserInputError(f"--stop {rule} needs one noise level for the whole measurement; give --sure-sigma")
+    return float(sigma.flatten()[0])
+
+
+def check(rule: OutputRule, method: Any, physics: Any) -> None:
+    """Refuse, in one line, a rule that cannot apply to this method or operator."""
+    if rule.stop not in STOP_RULES:
+        raise UserInputError(f"unknown stopping rule {rule.stop!r}; choose from {', '.join(STOP_RULES)}")
+    if rule.stop == "none" and rule.ema is None:
+        return
+    what = f"--stop {rule.stop}" if rule.stop != "none" else "--ema"
+    if not isinstance(method, DIPMethod):
+        raise UserInputError(f"{what} applies to the network methods; {method.name} has no iterations to choose from")
+    if isinstance(method, ESDIP):
+        raise UserInputError(f"{what}: method esdip already stops by ES-WMV; use --method dip with --stop/--ema")
+    if rule.ema is not None and not 0.0 <= rule.ema < 1.0:
+        raise UserInputError(f"--ema must lie in [0, 1), got {rule.ema:g}")
+    if rule.every is not None and rule.every < 1:
+        raise UserInputError(f"--stop-every must be at least 1, got {rule.every}")
+    if rule.patience is not None and rule.patience < 1:
+        raise UserInputError(f"the stopping patience must be at least 1 step, got {rule.patience}")
+    if rule.stop == "selfval":
+        if not 0.0 < rule.holdout <= 0.5:
+            raise UserInputError(f"--holdout must lie in (0, 0.5], got {rule.holdout:g}")
+        if isinstance(method, RethinkingDIP):
+            raise UserInputError("--stop selfval cannot apply to rethinking: its SURE loss uses every pixel of y "
+                                 "(use --stop sure or another method)")
+    elif rule.stop == "wmv" and rule.window < 2:
+        raise UserInputError(f"the ES-WMV window must hold at least 2 iterates, got {rule.window}")
+    elif rule.stop == "discrepancy":
+        if not rule.tau > 0:
+            raise UserInputError(f"--tau must be positive, got {rule.tau:g}")
+        noise_sigma(physics, rule.sigma, rule.stop)
+    elif rule.stop == "sure":
+        if not isinstance(physics, dinv.physics.Denoising):
+            raise UserInputError(f"--stop sure is for Gaussian denoising (identity operator); this problem's operator "
+                                 f"is {type(physics).__name__}")
+        noise_sigma(physics, rule.sigma, rule.stop)
+
+
+def callbacks_for(rule: OutputRule, method: DIPMethod, y: torch.Tensor,
+                  physics: Any) -> tuple[list[Callback], Callable[[LoopState], torch.Tensor]]:
+    """The callbacks of ``rule`` (bar the held-out split), EMA first, and the estimate the rule watches."""
+    out: list[Callback] = []
+    watch: Callable[[LoopState], torch.Tensor] = method.estimate
+    if rule.ema is not None and rule.stop != "sure":  # SURE averages its twin runs as well, so it averages itself
+        average = ExponentialAverage(method.estimate, rule.ema)
+        out.append(average)
+        watch = average.current
+    every = rule.every or DEFAULT_EVERY.get(rule.stop, 1)
+    patience = rule.patience or DEFAULT_PATIENCE.get(rule.stop, 1)
+    if rule.stop == "wmv":
+        out.append(WindowedMovingVariance(watch, window=rule.window, patience=patience))
+    elif rule.stop == "discrepancy":
+        out.append(Discrepancy(watch, noise_sigma(physics, rule.sigma, rule.stop), tau=rule.tau,
+                               measured=measured_entries(physics, y), every=every, halt=rule.halt))
+    elif rule.stop == "sure":
+        sure = MonteCarloSURE(method, noise_sigma(physics, rule.sigma, rule.stop), alpha=rule.alpha, pairs=rule.pairs,
+                              every=every, patience=patience, decay=rule.ema, halt=rule.halt, seed=rule.seed)
+        out.append(sure)
+        watch = sure.estimate
+    return out, watch
+
+
+def reconstruct(method: Any, y: torch.Tensor, physics: Any, rule: OutputRule = OutputRule(), *,
+                x0: torch.Tensor | None = None, monitor: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                callbacks: Sequence[Callback] = (), track_every: int = 1, **kwargs: Any) -> Reconstruction:
+    """``method.reconstruct`` under ``rule``; ``Reconstruction.rule`` and ``info["stopping"]`` say what chose the image.
+
+    With an EMA and a ``monitor``, the history also holds ``psnr_ema``: the oracle curve of the average.
+    """
+    check(rule, method, physics)
+    kwargs["track_every"] = track_every
+    if rule.stop == "none" and rule.ema is None:
+        result = method.reconstruct(y, physics, x0=x0, monitor=monitor, callbacks=callbacks, **kwargs)
+        result.info["stopping"] = rule.describe()
+        return result
+    method.validate(y, physics)  # the method's own checks on the full problem (e.g. --dc-update's operator)
+    if rule.stop == "selfval":
+        return _self_validated(method, y, physics, rule, monitor=monitor, callbacks=callbacks, **kwargs)
+    extra, watch = callbacks_for(rule, method, y, physics)
+    result = method.reconstruct(y, physics, x0=x0, monitor=monitor,
+                                callbacks=[*callbacks, *extra, *_ema_monitor(rule, monitor, watch, track_every)],
+                                **kwargs)
+    return _labelled(result, rule)
+
+
+def _ema_monitor(rule: OutputRule, monitor: Callable | None, watch: Callable, every: int) -> list[Callback]:
+    """The oracle curve of the averaged estimates (for plots and studies; it chooses nothing)."""
+    if rule.ema is None or monitor is None:
+        return []
+    return [TrackMetric(monitor, watch, "psnr_ema", every)]
+
+
+def _labelled(result: Reconstruction, rule: OutputRule) -> Reconstruction:
+    """Name the EMA in the rule label when a stopping rule watched it, and record the settings."""
+    if rule.ema is not None and rule.stop != "none" and "ema" not in result.rule:
+        result.rule = f"{result.rule} of ema({rule.ema:g})"
+    result.info["stopping"] = rule.describe()
+    return result
+
+
+def _self_validated(method: DIPMethod, y: torch.Tensor, physics: Any, rule: OutputRule, *,
+                    monitor: Callable | None, callbacks: Sequence[Callback], **kwargs: Any) -> Reconstruction:
+    """Fit on the training split, pick the iterate with the least held-out residual, optionally refit."""
+    split = split_measurements(physics, y, rule.holdout, torch.Generator().manual_seed(rule.seed))
+    extra, watch = callbacks_for(rule, method, split.y, split.physics)
+    validation = HeldOutValidation(watch, physics, y, split.held, every=rule.every or DEFAULT_EVERY["selfval"],
+                                   patience=rule.patience or DEFAULT_PATIENCE["selfval"], halt=rule.halt)
+    with torch.no_grad():
+        x0 = first_estimate(split.physics, split.y)  # from the training entries only: no held-out value in z_0
+    tracked = _ema_monitor(rule, monitor, watch, kwargs["track_every"])
+    result = method.reconstruct(split.y, split.physics, x0=x0, monitor=monitor,
+                                callbacks=[*callbacks, *extra, validation, *tracked], **kwargs)
+    result = _labelled(result, rule)
+    result.info["stopping"]["held_out_entries"] = int(split.held.sum())
+    if not rule.refit:
+        return result
+    found = max(int(result.iteration_returned), 1)
+    refit = copy.copy(method)  # the same settings with the budget self-validation found
+    refit.iterations = found
+    averaged, watch = callbacks_for(OutputRule(ema=rule.ema), refit, y, physics)
+    tracked = _ema_monitor(rule, monitor, watch, kwargs["track_every"])
+    plain = {k: v for k, v in kwargs.items() if k not in ("checkpoint", "checkpoint_every", "resume")}  # not resumable
+    final = refit.reconstruct(y, physics, monitor=monitor, callbacks=[*callbacks, *averaged, *tracked], **plain)
+    final.rule = f"{result.rule}, refit on all measurements"
+    final.iteration_returned = found
+    final.info["stopping"] = result.info["stopping"]
+    final.info["selfval_run"] = {"iterations": result.iterations, "iteration_returned": result.iteration_returned,
+                                 "stop_reason": result.info.get("stop_reason", ""), "seconds": result.seconds}
+    final.history.update({k: v for k, v in result.history.items() if k.startswith("selfval")})
+    final.seconds += result.seconds
+    return final
