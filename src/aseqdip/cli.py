@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="aSeqDIP on scikit-image's astronaut, denoising (a few minutes on a laptop CPU)")
     demo.add_argument("--out", default="aseqdip-demo", help="output folder (default ./aseqdip-demo)")
     demo.add_argument("--size", type=int, default=64, help="image size (default 64)")
-    demo.add_argument("--iterations", type=int, default=1200, help="iterations (default 1200)")
+    demo.add_argument("--iterations", type=int, default=300, help="iterations (default 300)")
     demo.add_argument("--no-progress", action="store_true")
     return parser
 
