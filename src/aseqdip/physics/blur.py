@@ -1,21 +1,28 @@
 """Blur operators: seeded kernels, deepinv's linear blur, and a saturating camera-shake model.
 
-The non-linear model follows the image formation of Whyte, Sivic and Zisserman, "Deblurring shaken
-and partially saturated images" (IJCV 110, 2014): the sensor integrates *linear* irradiance through
-the blur, clips it at its white level, and the camera response maps it to the stored image. On
-display-referred images x in [0, 1] (what our tasks use):
+The non-linear model is the image formation of Whyte, Sivic and Zisserman, "Deblurring shaken and
+partially saturated images" (IJCV 110, 2014) with a gamma camera response: the sensor integrates the
+scene's *linear* radiance x through the blur, clips it at its white level, and the camera response
+maps it to the stored (display) image:
 
-    y = g( c_w( k * g^{-1}(x) ) ) + n,     n ~ N(0, sigma^2)
+    y = g( c_w( k * x ) ) + n,     n ~ N(0, sigma^2)
 
-- g^{-1}(x) = sign(x) ((|x| + t)^gamma - e), t = e^{1/gamma}, linearises (gamma 2.2). The small
-  offset e = 1e-3 gives the curve a linear toe (as sRGB has) so that g's slope stays finite at 0;
-  the odd extension keeps negative network outputs differentiable.
-- k * . is a 2-D convolution with reflect padding (same size as x), one kernel for every channel.
-- c_w(u) = u - softplus(a (u - w)) / a is a smooth clip at the white level w (linear units, default
-  0.9, i.e. display values above about 0.91 saturate), the differentiable form of min(u, w) that
-  Whyte et al. use for saturated pixels (sharpness a = 50 / w).
-- g(u) = sign(u) ((|u| + e)^{1/gamma} - t) is the gamma curve, the exact inverse of g^{-1}: without
-  blur and below the white level the operator returns x itself.
+- x in [0, 1] is the sharp scene radiance (a given image is taken as linear radiance);
+- k * . is a 2-D convolution with reflect padding (same size as x), one kernel for every channel;
+- c_w(u) = u - softplus(a (u - w)) / a is a smooth clip at the white level w (default 0.9, so the
+  brightest tenth of the range saturates), the differentiable form of min(u, w) that Whyte et al.
+  use for saturated pixels (sharpness a = 50 / w);
+- g(u) = sign(u) ((|u| + e)^{1/gamma} - t) / s is a gamma curve (gamma 2.2) with a small linear toe
+  (e = 1e-3, t = e^{1/gamma}, s such that g(1) = 1) so that its slope stays finite at 0; the odd
+  extension keeps negative network outputs differentiable.
+
+Blurring the linear radiance is what keeps the problem well posed for DIP-type methods: we tried
+the alternative g(c_w(k * g^{-1}(x))) on display images, and aSeqDIP stalled near 9 dB on it, since
+dark pixels then barely reach the measurement (the slope of x^gamma vanishes at 0).
+
+The pixel-wise inverse of the response, g^{-1} on y clipped to [0, g(w)], is the operator's simple
+reconstruction (``first_estimate``): the blurred image back on the radiance scale. It is the
+baseline the tasks report and aSeqDIP's z_0, as y is for a linear blur.
 
 Nothing here is learned: the operator needs no weights, is differentiable everywhere, and is
 non-linear (gamma curve and saturation), so it is a deepinv ``Physics``, not a ``LinearPhysics``.
@@ -29,6 +36,7 @@ import torch.nn.functional as F
 from deepinv.physics.functional import conv2d
 
 from ..errors import UserInputError
+from .defaults import first_estimate
 
 KERNELS = ("motion", "gaussian")
 
@@ -93,14 +101,21 @@ def smooth_clip(u: torch.Tensor, white: float, sharpness: float) -> torch.Tensor
 TOE = 1e-3  # linear-toe offset of the gamma curve (see the module docstring)
 
 
+def _toe_constants(gamma: float, toe: float) -> tuple[float, float]:
+    t = toe ** (1.0 / gamma)
+    return t, (1.0 + toe) ** (1.0 / gamma) - t
+
+
 def gamma_encode(u: torch.Tensor, gamma: float, toe: float = TOE) -> torch.Tensor:
-    """Linear -> display: sign(u) ((|u| + e)^(1/gamma) - e^(1/gamma)); slope finite at 0."""
-    return torch.sign(u) * ((u.abs() + toe).pow(1.0 / gamma) - toe ** (1.0 / gamma))
+    """Linear -> display: sign(u) ((|u| + e)^(1/gamma) - t) / s; g(0) = 0, g(1) = 1, finite slope at 0."""
+    t, s = _toe_constants(gamma, toe)
+    return torch.sign(u) * ((u.abs() + toe).pow(1.0 / gamma) - t) / s
 
 
-def gamma_decode(x: torch.Tensor, gamma: float, toe: float = TOE) -> torch.Tensor:
+def gamma_decode(v: torch.Tensor, gamma: float, toe: float = TOE) -> torch.Tensor:
     """Display -> linear, the exact inverse of :func:`gamma_encode`."""
-    return torch.sign(x) * ((x.abs() + toe ** (1.0 / gamma)).pow(gamma) - toe)
+    t, s = _toe_constants(gamma, toe)
+    return torch.sign(v) * ((s * v.abs() + t).pow(gamma) - toe)
 
 
 class SaturatedBlur(dinv.physics.Physics):
@@ -133,13 +148,21 @@ class SaturatedBlur(dinv.physics.Physics):
 
     def A(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
         self.update_parameters(**kwargs)
-        linear = gamma_decode(x, self.gamma)
-        blurred = conv2d(linear, self.filter, padding=same_size_padding(self.filter))
+        blurred = conv2d(x, self.filter, padding=same_size_padding(self.filter))
         return gamma_encode(smooth_clip(blurred, self.white_level, self.sharpness), self.gamma)
+
+    def inverse_response(self, y: torch.Tensor) -> torch.Tensor:
+        """g^{-1}(y) with y clipped to [0, g(w)]: the blurred radiance, saturated pixels at the white level."""
+        return gamma_decode(y.clamp(0.0, self.saturated_value), self.gamma).clamp(0.0, self.white_level)
 
     def extra_repr(self) -> str:
         k = self.filter.shape[-1]
         return f"kernel={k}x{k}, gamma={self.gamma}, white_level={self.white_level}, sigma={self.sigma:g}"
+
+
+@first_estimate.register(SaturatedBlur)
+def _saturated_blur_first_estimate(physics: SaturatedBlur, y: torch.Tensor) -> torch.Tensor:
+    return physics.inverse_response(y)
 
 
 def saturated_blur(kernel: torch.Tensor, img_size: tuple[int, int, int], sigma: float = 0.0,
