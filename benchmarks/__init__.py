@@ -1,0 +1,1 @@
+"""Benchmarks and timing scripts (outside the package): ``python -m benchmarks.paper`` reproduces the paper."""
