@@ -132,8 +132,10 @@ def estimate(runs: list[Run], out: Path, probe_iterations: int = 5, log: Any = p
             m = json.loads((folder / "metrics.json").read_text())
             per_it[key] = m["seconds_per_iteration"] if "--iterations" in argv else m["seconds"]
             rows.append({"task": run.task, "method": run.method, "size": size, "seconds_per_iteration": per_it[key]})
-            log(f"  {run.task:8s} {run.method:11s} {1000 * per_it[key]:8.1f} ms/it")
+            unit = "ms/it" if "--iterations" in argv else "ms/run"
+            log(f"  {run.task:8s} {run.method:11s} {1000 * per_it[key]:8.1f} {unit}")
         total += per_it[key] * its + 0.5  # + writing PNGs, plots, metrics
+    total += 15.0 if per_it else 0.0  # start-up and the report
     return {"seconds": round(total, 1), "probes": rows, "probe_iterations": probe_iterations}
 
 

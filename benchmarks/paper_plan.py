@@ -43,9 +43,10 @@ def _profile(name: str, label: str, size: int | dict[str, int], images: int, ite
 PROFILES = {
     "tiny": _profile("tiny", "tiny: a smoke test of the benchmark's machinery (tests only), NOT the paper's settings",
                      32, 1, 20, fig1_sigmas=(0.1, 1.0), track_every=5),
-    "quick": _profile("quick", "quick: NOT the paper's settings (32x32 images, 1 image per task, 100 iterations "
+    # quick: sized from measured ms/iteration on a shared 2-core EPYC (benchmarks.paper --estimate), < 15 min
+    "quick": _profile("quick", "quick: NOT the paper's settings (32x32 images, 1 image per task, 60 iterations "
                                "instead of 4000); it checks the pipeline end to end, its numbers say little",
-                      32, 1, 100, fig1_sigmas=(0.1, 1.0)),
+                      32, 1, 60, lambda_iterations=60, fig1_sigmas=(0.1, 1.0)),
     "cpu": _profile("cpu", "cpu: 128x128 images (paper: 320 MRI, 512 CT and natural), 3 images per task "
                            "(paper: 20), the paper's 4000 iterations",
                     128, 3, 4000, fig1_iterations=2000),

@@ -213,6 +213,9 @@ def curves(found: list[tuple[Run, dict[str, Any]]], experiment: str, tables: Pat
                             fmt(s["ssim"], 3), fmt(s["oracle_best_psnr"]), fmt(s["oracle_best_iteration"], 0),
                             "-" if peak is None else f"{its[peak]} ({psnr[peak]:.2f} dB)"])
             ax.set_title(f"{task} ({setting})", fontsize=9)
+        x0 = stats(m.get("psnr_measurement") for (t, _, _), ms in grouped.items() if t == task for m in ms)
+        if x0["mean"] is not None:
+            ax.axhline(x0["mean"], color="grey", ls=":", lw=1, label=MEASUREMENT[task])
         ax.set_xlabel("iteration")
         ax.set_ylabel("mean PSNR (dB), oracle monitor")
         ax.grid(alpha=0.3)
