@@ -53,6 +53,17 @@ def add_method_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_baseline_arguments(p)
     add_stopping_arguments(p)
+    add_checkpoint_arguments(p)
+
+
+def add_checkpoint_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("checkpoints inside long runs")
+    g.add_argument("--checkpoint-every", type=int, default=None,
+                   help="save the run every M iterations beside the output folder (.OUT.checkpoint.pt), "
+                        "removed once the results are written")
+    g.add_argument("--resume", action="store_true",
+                   help="continue from that checkpoint when it exists (same options and seed: on CPU the "
+                        "result equals an uninterrupted run's)")
 
 
 def add_stopping_arguments(p: argparse.ArgumentParser) -> None:
@@ -134,6 +145,26 @@ def build_parser() -> argparse.ArgumentParser:
     for task in TASKS.values():
         task.add_reconstruct_arguments(rec.add_argument_group(f"task {task.name}"))
 
+    batch = sub.add_parser("batch", allow_abbrev=False, help="reconstruct every study (image, DICOM slice, fastMRI slice) under a "
+                                         "folder or glob, on Ray (a local instance by default)",
+                           description="Options not listed here are options of 'aseqdip run' (of 'aseqdip "
+                                       "reconstruct' for fastMRI files), shared by every study: --method, "
+                                       "--iterations, --size, --sigma, --acceleration, ...")
+    batch.add_argument("--task", required=True, help=f"one of {', '.join(TASKS)}")
+    batch.add_argument("--input", required=True, help="folder (searched recursively) or glob of studies")
+    batch.add_argument("--out", required=True, help="output folder: one folder per study and results.csv")
+    batch.add_argument("--executor", default="ray", help="ray (default) or serial (one at a time, in this process)")
+    batch.add_argument("--address", default=None,
+                       help="Ray cluster: auto or HOST:PORT (default: start a local instance for this batch)")
+    batch.add_argument("--cpus-per-study", type=int, default=None,
+                       help="CPU threads per study (default: 1 on Ray, all cores with --executor serial)")
+    batch.add_argument("--gpus-per-study", type=float, default=0, help="GPUs per study on Ray (default 0)")
+    batch.add_argument("--retries", type=int, default=2, help="retries of a study that crashed (default 2)")
+    batch.add_argument("--checkpoint-every", type=int, default=500,
+                       help="checkpoint each study every M iterations; a retried or rerun study resumes there "
+                            "(default 500)")
+    batch.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     demo = sub.add_parser("demo", help="aSeqDIP on scikit-image's astronaut, denoising (a few minutes on a laptop CPU)")
     demo.add_argument("--out", default="aseqdip-demo", help="output folder (default ./aseqdip-demo)")
     demo.add_argument("--size", type=int, default=64, help="image size (default 64)")
@@ -149,6 +180,8 @@ def _validate_common(args: argparse.Namespace) -> None:
         raise UserInputError(f"--iterations must be at least 1, got {args.iterations}")
     if getattr(args, "track_every", 1) < 1:
         raise UserInputError("--track-every must be at least 1")
+    if getattr(args, "checkpoint_every", None) is not None and args.checkpoint_every < 1:
+        raise UserInputError(f"--checkpoint-every must be at least 1, got {args.checkpoint_every}")
 
 
 def _task_class(args: argparse.Namespace) -> type:
@@ -205,16 +238,31 @@ def _output_rule(args: argparse.Namespace) -> Any:
     return OutputRule(**{k: v for k, v in options.items() if v is not None})
 
 
+def checkpoint_path(out: str | Path) -> Path:
+    """Where a run writing into ``out`` keeps its checkpoint: a hidden file beside the folder."""
+    out = Path(out)
+    return out.parent / f".{out.name}.checkpoint.pt"
+
+
 def solve_and_save(args: argparse.Namespace, method: Any, problem: Any, extra: dict[str, Any]) -> dict[str, Any]:
     """Reconstruct ``problem`` with ``method`` and write the run's files into ``args.out``."""
     from .io import StagedOutput
     from .report import save_run
     from .rules import reconstruct
 
+    saving: dict[str, Any] = {}
+    every = getattr(args, "checkpoint_every", None)
+    if every is not None or getattr(args, "resume", False):
+        saving = {"checkpoint": checkpoint_path(args.out), "checkpoint_every": every or 500,
+                  "resume": bool(getattr(args, "resume", False))}
     result = reconstruct(method, problem.y, problem.physics, _output_rule(args), x0=problem.x0,
-                         monitor=problem.psnr if problem.x_true is not None else None, track_every=args.track_every)
+                         monitor=problem.psnr if problem.x_true is not None else None, track_every=args.track_every,
+                         **saving)
     with StagedOutput(args.out) as out:
-        return save_run(out, problem, method.name, method.hyperparameters(), result, extra=extra)
+        metrics = save_run(out, problem, method.name, method.hyperparameters(), result, extra=extra)
+    if saving:
+        saving["checkpoint"].unlink(missing_ok=True)  # the results are in place: the checkpoint has done its job
+    return metrics
 
 
 def command_run(args: argparse.Namespace) -> dict[str, Any]:
@@ -257,9 +305,23 @@ def command_demo(args: argparse.Namespace) -> dict[str, Any]:
     return m
 
 
+def command_batch(args: argparse.Namespace, options: list[str]) -> int:
+    from .batch import run_batch
+
+    summary = run_batch(args.task, args.input, args.out, options, executor=args.executor, address=args.address,
+                        cpus_per_study=args.cpus_per_study, gpus_per_study=args.gpus_per_study,
+                        retries=args.retries, checkpoint_every=args.checkpoint_every, progress=not args.no_progress)
+    print(summary.line())
+    return 1 if summary.failed else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args, rest = build_parser().parse_known_args(argv)
+        if args.command == "batch":
+            return command_batch(args, rest)
+        if rest:
+            raise UserInputError(f"unrecognized arguments: {' '.join(rest)}")
         if args.command in ("run", "reconstruct"):
             m = command_run(args) if args.command == "run" else command_reconstruct(args)
             print(_summary(m, args.out))

@@ -20,6 +20,7 @@ def atomic_write(path: Path, write: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes the file private; results are ordinary files
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -64,7 +65,9 @@ class StagedOutput:
 
     Use as a context manager: on success every staged file is moved into ``dest`` (files of the same
     name are replaced, others left alone); on any error the staging folder is removed and ``dest`` is
-    untouched (not even created).
+    untouched (not even created). When ``dest`` does not exist yet the whole folder appears at once (one
+    rename), so a process killed at any moment leaves either no folder or a complete one; batch runs
+    rely on that to tell finished studies from unfinished ones.
     """
 
     def __init__(self, dest: str | Path) -> None:
@@ -84,9 +87,12 @@ class StagedOutput:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         assert self.stage is not None
         try:
-            if exc_type is None:
-                self.dest.mkdir(parents=True, exist_ok=True)
+            if exc_type is None and not self.dest.exists():
+                os.chmod(self.stage, 0o755)  # mkdtemp made it private (0700); give it a normal folder's mode
+                os.rename(self.stage, self.dest)
+            elif exc_type is None:
                 for item in sorted(self.stage.iterdir()):
                     os.replace(item, self.dest / item.name)
         finally:
             shutil.rmtree(self.stage, ignore_errors=True)
+

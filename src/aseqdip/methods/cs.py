@@ -81,8 +81,12 @@ class L1WaveletCS(dinv.models.Reconstructor):
 
     def reconstruct(self, y: torch.Tensor, physics: Any, *, x0: torch.Tensor | None = None,
                     monitor: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                    callbacks: Sequence[Any] = (), track_every: int = 1) -> Reconstruction:
-        """Run FISTA for ``iterations`` steps from zero; ``monitor`` (an oracle PSNR) is recorded for curves only."""
+                    callbacks: Sequence[Any] = (), track_every: int = 1, **iterative_options: Any) -> Reconstruction:
+        """Run FISTA for ``iterations`` steps from zero; ``monitor`` (an oracle PSNR) is recorded for curves only.
+
+        ``iterative_options`` (checkpoints of network runs) are accepted for the shared interface and unused:
+        a few hundred FISTA steps take seconds and are simply run again.
+        """
         from sigpy.mri.app import L1WaveletRecon
 
         self.validate(y, physics)

@@ -1,0 +1,115 @@
+"""The batch driver: find the studies, skip the finished ones, run the rest, keep ``results.csv`` current.
+
+Every study's options are checked once, before any work, by the same parser and builders as a single
+``aseqdip run``; a bad option is one clear error, not N failed studies.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserInputError
+from .executors import run_on_ray, run_serial
+from .ledger import Ledger
+from .studies import find_studies
+from .worker import StudyJob
+
+EXECUTORS = ("ray", "serial")
+
+
+@dataclass
+class BatchSummary:
+    studies: int
+    already_done: int  # finished by an earlier run of the batch: not run again
+    done: int  # finished now
+    failed: int
+    skipped_files: int  # files under the input that are not studies
+    results: Path
+    wall_seconds: float
+
+    def line(self) -> str:
+        return (f"batch: {self.studies} studies: {self.already_done} already finished, {self.done} done now, "
+                f"{self.failed} failed ({self.wall_seconds:.1f} s); results in {self.results}")
+
+
+def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str] = (), *, executor: str = "ray",
+              address: str | None = None, cpus_per_study: int | None = None, gpus_per_study: float = 0,
+              retries: int = 2, checkpoint_every: int | None = None, progress: bool = True) -> BatchSummary:
+    """Reconstruct every study under ``input_spec`` into ``out/<study>/`` and write ``out/results.csv``.
+
+    ``options`` are options of ``aseqdip run`` (``reconstruct`` for fastMRI files) shared by all studies.
+    """
+    if executor not in EXECUTORS:
+        raise UserInputError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
+    if retries < 0:
+        raise UserInputError(f"--retries must be 0 or more, got {retries}")
+    if cpus_per_study is not None and cpus_per_study < 1:
+        raise UserInputError(f"--cpus-per-study must be at least 1, got {cpus_per_study}")
+    if gpus_per_study < 0:
+        raise UserInputError(f"--gpus-per-study must be 0 or more, got {gpus_per_study}")
+    if checkpoint_every is not None and checkpoint_every < 1:
+        raise UserInputError(f"--checkpoint-every must be at least 1, got {checkpoint_every}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserInputError(f"{out}: exists and is not a folder")
+    start = time.perf_counter()
+    found = find_studies(input_spec, exclude=out)
+    threads = cpus_per_study or (1 if executor == "ray" else os.cpu_count() or 1)
+    jobs = [StudyJob(s, task, tuple(options), out, threads, checkpoint_every) for s in found.studies]
+    check_options(jobs)
+
+    ledger = Ledger(out)
+    todo = [job for job in jobs if not ledger.is_done(job.study.id)]
+    out.mkdir(parents=True, exist_ok=True)
+    counts = {"done": 0, "failed": 0}
+    bar = _progress(len(found.studies), len(found.studies) - len(todo), progress)
+
+    def on_record(record: dict[str, Any]) -> None:
+        ledger.record(record)
+        counts[record["status"]] += 1
+        ledger.write_results(found.studies)
+        bar.update(1)
+        bar.set_postfix(failed=counts["failed"])
+
+    try:
+        if todo and executor == "ray":
+            run_on_ray(todo, on_record, retries, address=address, cpus_per_study=threads,
+                       gpus_per_study=gpus_per_study)
+        elif todo:
+            run_serial(todo, on_record, retries)
+    finally:
+        bar.close()
+        results = ledger.write_results(found.studies)
+    return BatchSummary(len(found.studies), len(found.studies) - len(todo), counts["done"], counts["failed"],
+                        len(found.skipped), results, time.perf_counter() - start)
+
+
+def check_options(jobs: Sequence[StudyJob]) -> None:
+    """Parse and build one study of each kind (image, k-space) without running it."""
+    from .. import cli
+
+    kinds: dict[bool, StudyJob] = {}
+    for job in jobs:
+        kinds.setdefault(job.study.is_kspace, job)
+    for is_kspace, job in kinds.items():
+        try:
+            args = cli.build_parser().parse_args(job.argv())
+        except UserInputError as exc:
+            kind = "fastMRI files (options of 'aseqdip reconstruct')" if is_kspace else "images (options of 'aseqdip run')"
+            raise UserInputError(f"{exc} (for {kind})") from None
+        task_cls = cli._task_class(args)
+        if args.command == "run":
+            task_cls.from_args(args)
+        cli._method(args, task_cls)
+
+
+def _progress(total: int, initial: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="studies", unit="study", disable=not enabled, dynamic_ncols=True)
+

@@ -1,0 +1,129 @@
+"""Finding the studies of a batch: every image, DICOM slice or fastMRI slice under a folder or glob.
+
+A study is one reconstruction with its own output folder. Image and DICOM files are clean images from
+which the task simulates a measurement (as ``aseqdip run`` does); each slice of a fastMRI ``.h5`` file
+is measured k-space (as ``aseqdip reconstruct --task mri --kspace FILE --slice K``). Files of other
+kinds are skipped and counted; a file that looks like a study but cannot be read still becomes a study,
+so that it fails with its own error while the others run.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UserInputError
+from ..io.dicom import is_dicom
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
+FASTMRI_SUFFIXES = (".h5", ".hdf5")
+
+
+@dataclass(frozen=True)
+class Study:
+    """One reconstruction: ``source`` read as an image/DICOM file, or one slice of a fastMRI file."""
+
+    id: str  # the output folder's name, unique within the batch
+    source: Path
+    slice_index: int | None = None  # fastMRI files only (None there: the file could not be read)
+
+    @property
+    def is_kspace(self) -> bool:
+        return self.source.suffix.lower() in FASTMRI_SUFFIXES
+
+    def describe(self) -> str:
+        return f"{self.source}" + (f" slice {self.slice_index}" if self.slice_index is not None else "")
+
+
+@dataclass(frozen=True)
+class Discovery:
+    studies: list[Study]
+    skipped: list[Path]  # files that are neither images, DICOM nor fastMRI
+
+
+def find_studies(spec: str, exclude: Path | None = None) -> Discovery:
+    """The studies under ``spec`` (a folder, searched recursively, or a glob), in a stable order.
+
+    Hidden files and folders, and anything under ``exclude`` (the batch's own output folder), are ignored.
+    """
+    files, root = _files(spec)
+    if exclude is not None:
+        ex = exclude.resolve()
+        files = [f for f in files if ex != f.resolve() and ex not in f.resolve().parents]
+    studies: list[Study] = []
+    skipped: list[Path] = []
+    for path in files:
+        rel = path.relative_to(root) if root in path.parents else Path(path.name)
+        if path.suffix.lower() in FASTMRI_SUFFIXES:
+            count = fastmri_slice_count(path)
+            if count is None:  # unreadable: one study that will fail with the reader's message
+                studies.append(Study(_name(rel), path))
+            else:
+                studies.extend(Study(f"{_name(rel)}__slice{k:03d}", path, k) for k in range(count))
+        elif path.suffix.lower() in IMAGE_SUFFIXES or is_dicom(path):
+            studies.append(Study(_name(rel), path))
+        else:
+            skipped.append(path)
+    if not studies:
+        raise UserInputError(f"{spec}: no studies found (images {', '.join(IMAGE_SUFFIXES)}, DICOM, "
+                             f"or fastMRI {', '.join(FASTMRI_SUFFIXES)})")
+    return Discovery(_unique(studies), skipped)
+
+
+def _files(spec: str) -> tuple[list[Path], Path]:
+    """The files ``spec`` names and the folder their study names are relative to."""
+    path = Path(spec)
+    if path.is_dir():
+        found = [Path(dirpath) / name for dirpath, dirs, names in os.walk(path)
+                 for name in names if not name.startswith(".")
+                 if not any(part.startswith(".") for part in Path(dirpath).relative_to(path).parts)]
+        return sorted(found), path
+    if path.is_file():
+        return [path], path.parent
+    if not glob.has_magic(spec):
+        raise UserInputError(f"{spec}: no such file or folder")
+    found = sorted(Path(p) for p in glob.glob(spec, recursive=True)
+                   if Path(p).is_file() and not Path(p).name.startswith("."))
+    if not found:
+        raise UserInputError(f"{spec}: the pattern matches no files")
+    root = Path(os.path.commonpath([str(p.parent) for p in found]))
+    return found, root
+
+
+def fastmri_slice_count(path: Path) -> int | None:
+    """Number of slices in a fastMRI file's ``kspace``, or None when it cannot be read as one."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as hf:
+            ds = hf.get("kspace")
+            return int(ds.shape[0]) if isinstance(ds, h5py.Dataset) and ds.ndim == 4 else None
+    except (OSError, ValueError):
+        return None
+
+
+def _name(rel: Path) -> str:
+    """A folder name from a relative path: ``a/b/c.dcm`` -> ``a__b__c``."""
+    parts = [*rel.parent.parts, rel.stem] if rel.parent != Path(".") else [rel.stem]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", "__".join(parts)) or "study"
+
+
+def _unique(studies: list[Study]) -> list[Study]:
+    """Keep names unique when two files differ only in their suffix (``a.png``, ``a.dcm``)."""
+    seen: dict[str, int] = {}
+    for s in studies:
+        seen[s.id] = seen.get(s.id, 0) + 1
+    out = []
+    for s in studies:
+        if seen[s.id] > 1:
+            suffix = s.source.suffix.lower().lstrip(".")
+            s = Study(f"{s.id}_{suffix}" if suffix else s.id, s.source, s.slice_index)
+        out.append(s)
+    names = [s.id for s in out]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})[0]
+        raise UserInputError(f"two studies would share the output folder {dup!r}; rename one of the files")
+    return out

@@ -1,0 +1,76 @@
+"""Running one study: the same code path as ``aseqdip run`` / ``aseqdip reconstruct``, in any process.
+
+The worker is a plain function of picklable arguments so that Ray (or a simple loop) can call it. A
+study with a user error (an unreadable file, an option the task rejects) returns a failed record at
+once: running it again would fail the same way. Any other exception propagates, so that the executor
+retries it; a killed worker process is retried by Ray itself. Each attempt is counted on disk, and a
+checkpoint beside the study's output lets a retried attempt continue where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserInputError
+from .ledger import Ledger
+from .studies import Study
+
+
+@dataclass(frozen=True)
+class StudyJob:
+    """Everything a worker needs for one study."""
+
+    study: Study
+    task: str
+    options: tuple[str, ...]  # options of `aseqdip run` (or `reconstruct`) shared by every study
+    out: Path  # the batch's output folder
+    threads: int = 1
+    checkpoint_every: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def argv(self) -> list[str]:
+        dest = str(self.out / self.study.id)
+        if self.study.is_kspace:
+            head = ["reconstruct", "--task", self.task, "--kspace", str(self.study.source)]
+            if self.study.slice_index is not None:
+                head += ["--slice", str(self.study.slice_index)]
+        else:
+            head = ["run", "--task", self.task, "--image", str(self.study.source)]
+        saving = ["--checkpoint-every", str(self.checkpoint_every), "--resume"] if self.checkpoint_every else []
+        return [*head, *self.options, *saving, "--no-progress", "--out", dest]
+
+
+def run_study(job: StudyJob) -> dict[str, Any]:
+    """Reconstruct one study and return its record (status ``done`` or ``failed``)."""
+    import torch
+
+    from .. import cli
+
+    ledger = Ledger(job.out)
+    attempt = ledger.count_attempt(job.study.id)
+    ledger.clear_partial(job.study.id)
+    torch.set_num_threads(max(1, job.threads))
+    start = time.perf_counter()
+    base = {"study": job.study.id, "source": job.study.describe(), "attempts": attempt, "node": _node()}
+    try:
+        args = cli.build_parser().parse_args(job.argv())
+        metrics = cli.command_run(args) if args.command == "run" else cli.command_reconstruct(args)
+    except UserInputError as exc:
+        return {**base, "status": "failed", "error": str(exc), "wall_seconds": time.perf_counter() - start}
+    return {**base, "status": "done", "wall_seconds": time.perf_counter() - start, "metrics": metrics}
+
+
+def _node() -> str:
+    """The Ray node this runs on (or the host name outside Ray): shows how a batch spread over a cluster."""
+    try:
+        import ray
+
+        if ray.is_initialized():
+            return ray.get_runtime_context().get_node_id()[:12]
+    except Exception:  # noqa: BLE001 - Ray missing or not in a worker: fall back to the host
+        pass
+    return socket.gethostname()

@@ -1,0 +1,207 @@
+"""``aseqdip batch``: finding studies, nothing lost or done twice, Ray locally and on a 2-node cluster,
+retries of killed workers with resume from the checkpoint, and failed studies recorded while others finish."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aseqdip.batch import find_studies, run_batch
+from aseqdip.cli import main
+from aseqdip.errors import UserInputError
+from aseqdip.io import load_image, write_png
+from aseqdip.io.fastmri import write_fastmri
+from aseqdip.metrics import to_numpy_image
+
+TINY = ["--iterations", "4", "--size", "16"]
+
+
+def _images(folder: Path, names: tuple[str, ...], size: int = 16) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        write_png(folder / f"{name}.png", to_numpy_image(load_image(f"skimage:{name}", size=size)))
+    return folder
+
+
+def _rows(out: Path) -> dict[str, dict[str, str]]:
+    with open(out / "results.csv", newline="") as f:
+        return {row["study"]: row for row in csv.DictReader(f)}
+
+
+def _cli(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "aseqdip.cli", *args], env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def _processes_titled(title: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cmdline").read_bytes().split(b"\0")[0].decode() == title:
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.fixture()
+def one_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+# ---- finding studies ------------------------------------------------------------------------------------
+def test_find_studies_expands_fastmri_slices_and_skips_other_files(tmp_path):
+    src = _images(tmp_path / "in", ("camera",))
+    _images(src / "patient", ("coffee",))
+    (src / "notes.txt").write_text("not a study")
+    (src / ".hidden.png").write_bytes(b"ignored")
+    kspace = np.ones((3, 2, 8, 8), np.complex64)
+    write_fastmri(src / "knee.h5", kspace)
+    (src / "broken.h5").write_bytes(b"not hdf5")
+    found = find_studies(str(src))
+    assert [s.id for s in found.studies] == ["broken", "camera", "knee__slice000", "knee__slice001",
+                                             "knee__slice002", "patient__coffee"]
+    assert [s.slice_index for s in found.studies if s.id.startswith("knee")] == [0, 1, 2]
+    assert found.studies[0].slice_index is None  # unreadable: kept as a study so that it fails with its error
+    assert [p.name for p in found.skipped] == ["notes.txt"]
+    assert [s.id for s in find_studies(str(src / "**" / "*.png")).studies] == ["camera", "patient__coffee"]
+    with pytest.raises(UserInputError, match="matches no files"):
+        find_studies(str(src / "patient" / "nothing*.dcm"))
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "readme.txt").write_text("no images here")
+    with pytest.raises(UserInputError, match="no studies found"):
+        find_studies(str(tmp_path / "docs"))
+
+
+def test_bad_batch_options_fail_before_any_work(tmp_path, capsys):
+    src = _images(tmp_path / "in", ("camera",))
+    assert main(["batch", "--task", "denoise", "--input", str(src), "--out", str(tmp_path / "o"),
+                 "--sigma", "-3", "--executor", "serial"]) == 2
+    assert "sigma" in capsys.readouterr().err
+    assert main(["batch", "--task", "denoise", "--input", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    assert main(["batch", "--task", "denoise", "--input", str(src), "--out", str(tmp_path / "o"),
+                 "--no-such-option", "1"]) == 2
+    assert not (tmp_path / "o").exists()
+
+
+# ---- nothing lost, nothing done twice ------------------------------------------------------------------
+def test_failed_study_is_recorded_and_a_rerun_only_runs_what_is_missing(tmp_path, one_thread):
+    src = _images(tmp_path / "in", ("camera", "coffee"))
+    (src / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "out"
+    first = run_batch("denoise", str(src), out, TINY, executor="serial", cpus_per_study=1, progress=False)
+    assert (first.done, first.failed) == (2, 1)
+    rows = _rows(out)
+    assert rows["broken"]["status"] == "failed" and "not a readable image" in rows["broken"]["error"]
+    assert rows["broken"]["attempts"] == "1"  # a user error is not retried: it would fail the same way
+    assert {rows[s]["status"] for s in ("camera", "coffee")} == {"done"}
+    assert float(rows["camera"]["psnr_measurement"]) > 0 and rows["camera"]["iterations"] == "4"
+    stamp = (out / "camera" / "metrics.json").stat().st_mtime_ns
+
+    (src / "broken.png").unlink()
+    _images(src, ("chelsea",))
+    again = run_batch("denoise", str(src), out, TINY, executor="serial", cpus_per_study=1, progress=False)
+    assert (again.studies, again.already_done, again.done, again.failed) == (3, 2, 1, 0)
+    assert (out / "camera" / "metrics.json").stat().st_mtime_ns == stamp
+    assert set(_rows(out)) == {"camera", "chelsea", "coffee"}
+
+
+# ---- Ray -----------------------------------------------------------------------------------------------
+@pytest.fixture()
+def ray():
+    return pytest.importorskip("ray")
+
+
+def test_three_studies_on_the_local_ray_default(tmp_path, capsys, ray):
+    src = _images(tmp_path / "in", ("camera", "coffee", "chelsea"))
+    out = tmp_path / "out"
+    assert main(["batch", "--task", "denoise", "--input", str(src), "--out", str(out), "--no-progress", *TINY]) == 0
+    assert "3 done now, 0 failed" in capsys.readouterr().out
+    rows = _rows(out)
+    assert {r["status"] for r in rows.values()} == {"done"} and all(r["node"] for r in rows.values())
+    assert all((out / name / "recon.npy").is_file() for name in rows)
+    assert not ray.is_initialized()  # the local instance ends with the batch
+
+
+def test_batch_spreads_over_a_two_node_cluster(tmp_path, ray):
+    from ray.cluster_utils import Cluster
+
+    src = _images(tmp_path / "in", ("camera", "coffee", "chelsea", "rocket"))
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    try:
+        cluster.wait_for_nodes()
+        summary = run_batch("denoise", str(src), tmp_path / "out", [*TINY[:1], "40", *TINY[2:]],
+                            address=cluster.address, cpus_per_study=1, progress=False)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    assert (summary.done, summary.failed) == (4, 0)
+    assert len({r["node"] for r in _rows(tmp_path / "out").values()}) == 2  # one CPU per node: both were used
+
+
+def test_killed_driver_rerun_finishes_only_the_missing_studies(tmp_path, ray):
+    src = _images(tmp_path / "in", ("camera", "coffee", "chelsea", "rocket"))
+    out = tmp_path / "out"
+    args = ["batch", "--task", "denoise", "--input", str(src), "--out", str(out), "--no-progress",
+            "--iterations", "60", "--size", "16", "--cpus-per-study", "2"]  # 2 CPUs each: one study at a time
+    driver = _cli(*args)
+    _wait_for(lambda: len(list(out.glob("*/metrics.json"))) >= 1 or driver.poll() is not None, 240, "a study")
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    finished = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("*/metrics.json")}
+    assert 1 <= len(finished) < 4
+    rerun = _cli(*args)
+    text, _ = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, text
+    assert f"{len(finished)} already finished, {4 - len(finished)} done now, 0 failed" in text
+    assert {p.parent.name: p.stat().st_mtime_ns for p in out.glob("*/metrics.json") if p.parent.name in finished} \
+        == finished  # not run again
+    assert {r["status"] for r in _rows(out).values()} == {"done"}
+
+
+def test_killed_worker_is_retried_and_resumes_to_the_uninterrupted_result(tmp_path, one_thread, ray):
+    src = _images(tmp_path / "in", ("camera",), size=24)
+    options = ["--iterations", "150", "--seed", "3"]
+    out = tmp_path / "out"
+    driver = _cli("batch", "--task", "denoise", "--input", str(src), "--out", str(out), "--no-progress",
+                  "--checkpoint-every", "20", *options)
+    checkpoint = out / ".camera.checkpoint.pt"
+    _wait_for(lambda: checkpoint.exists() or driver.poll() is not None, 240, "the first checkpoint")
+    workers = _processes_titled("ray::run_study")  # Ray names a worker after the task it runs
+    assert workers, "no Ray worker running the study"
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    text, _ = driver.communicate(timeout=300)
+    assert driver.returncode == 0, text
+    row = _rows(out)["camera"]
+    assert row["status"] == "done" and row["attempts"] == "2"
+    assert not checkpoint.exists()  # removed once the results were written
+
+    reference = run_batch("denoise", str(src), tmp_path / "ref", options, executor="serial", cpus_per_study=1,
+                          checkpoint_every=None, progress=False)
+    assert reference.done == 1
+    np.testing.assert_allclose(np.load(out / "camera" / "recon.npy"), np.load(tmp_path / "ref" / "camera" / "recon.npy"),
+                               atol=1e-5)
