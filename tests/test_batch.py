@@ -128,6 +128,27 @@ def test_failed_study_is_recorded_and_a_rerun_only_runs_what_is_missing(tmp_path
     assert set(_rows(out)) == {"camera", "chelsea", "coffee"}
 
 
+def test_each_slice_of_a_fastmri_file_is_a_study(tmp_path, one_thread):
+    import deepinv as dinv
+    import torch
+    from pydicom.data import get_testdata_file
+
+    from aseqdip.physics.mri import birdcage_maps, to_complex
+    from aseqdip.tasks.mri import read_dicom_magnitude
+
+    image = read_dicom_magnitude(get_testdata_file("MR_small.dcm"))  # a real 64x64 MR slice
+    physics = dinv.physics.MultiCoilMRI(coil_maps=birdcage_maps(4, 64, 64), img_size=(64, 64))
+    k = to_complex(physics.A(torch.cat([image, torch.zeros_like(image)], 1)))[0].numpy()
+    (tmp_path / "in").mkdir()
+    write_fastmri(tmp_path / "in" / "brain.h5", np.stack([k, 2 * k]).astype(np.complex64))
+    summary = run_batch("mri", str(tmp_path / "in"), tmp_path / "out", ["--iterations", "3", "--acceleration", "4", "--center-fraction", "0.2"],
+                        executor="serial", cpus_per_study=1, progress=False)
+    assert (summary.done, summary.failed) == (2, 0)
+    rows = _rows(tmp_path / "out")
+    assert list(rows) == ["brain__slice000", "brain__slice001"] and rows["brain__slice001"]["source"].endswith("slice 1")
+    assert np.load(tmp_path / "out" / "brain__slice000" / "recon.npy").shape[-2:] == (64, 64)
+
+
 # ---- Ray -----------------------------------------------------------------------------------------------
 @pytest.fixture()
 def ray():

@@ -194,6 +194,9 @@ class MRI(Task):
                                      f"{ESPIRIT_MIN_CALIB}); raise --center-fraction or give --maps")
             calib = min(acs, ESPIRIT_MAX_CALIB, h)
             maps = espirit_maps(y, calib)
+            if not bool(maps.abs().amax() > 0):  # too small a calibration region: no eigenvector passes ESPIRiT's threshold
+                raise UserInputError(f"ESPIRiT found no coil sensitivity in the {calib}x{calib} calibration region; "
+                                     f"raise --center-fraction or give --maps")
             settings["maps"] = f"ESPIRiT (sigpy), {calib}x{calib} calibration from the auto-calibration lines"
         physics = dinv.physics.MultiCoilMRI(mask=mask, coil_maps=maps, img_size=(h, w))
         with torch.no_grad():
