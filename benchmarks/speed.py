@@ -15,7 +15,7 @@ lambda = 1, the task's network and physics):
 * ``plain``: the authors' setup as a plain fp32 eager loop written below in 15 lines (default Adam).
 * ``deepinv``: ``deepinv.models.DeepImagePrior`` with the same network: Vanilla DIP, so it has no
   z <- f(z) forward every N steps (a lighter step than aSeqDIP's).
-* ``batched``: ``engine.batched.reconstruct_many`` on ``--batch`` copies of the problem (own seeds);
+* ``batched``: ``engine.stacked.reconstruct_many`` on ``--batch`` copies of the problem (own seeds);
   its ms/it is per problem, so its ratio is the throughput gain over one-at-a-time runs.
 
 Each row runs ``--warmup`` steps, then times ``--steps`` steps (mean; per-step times are in the JSON).
@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from aseqdip.engine.batched import reconstruct_many
+from aseqdip.engine.stacked import reconstruct_many
 from aseqdip.engine.callbacks import Callback
 from aseqdip.engine.precision import cpu_has_fast_bf16, resolve_device
 from aseqdip.methods import ASeqDIP

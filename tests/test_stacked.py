@@ -1,4 +1,4 @@
-"""Many problems in one vectorised run (engine/batched.py) give the one-at-a-time results.
+"""Many problems in one vectorised run (engine/stacked.py) give the one-at-a-time results.
 
 Two levels: the gradient of the batched loss for problem i's weights equals problem i's single-run
 gradient (to float rounding), and whole runs agree to the level at which any change of summation
@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from aseqdip.engine.batched import BatchedHooks, PhysicsBatch, StackedNetwork, reconstruct_many
+from aseqdip.engine.stacked import BatchedHooks, PhysicsBatch, StackedNetwork, reconstruct_many
 from aseqdip.engine.state import LoopState
 from aseqdip.errors import UserInputError
 from aseqdip.io import load_image
