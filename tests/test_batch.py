@@ -184,20 +184,20 @@ def test_batch_spreads_over_a_two_node_cluster(tmp_path, ray):
 
 
 def test_killed_driver_rerun_finishes_only_the_missing_studies(tmp_path, ray):
-    src = _images(tmp_path / "in", ("camera", "coffee", "chelsea", "rocket"))
+    src = _images(tmp_path / "in", ("camera", "coffee", "chelsea"))
     out = tmp_path / "out"
     args = ["batch", "--task", "denoise", "--input", str(src), "--out", str(out), "--no-progress",
-            "--iterations", "60", "--size", "16", "--cpus-per-study", "2"]  # 2 CPUs each: one study at a time
+            "--iterations", "40", "--size", "16", "--cpus-per-study", "2"]  # 2 CPUs each: one study at a time
     driver = _cli(*args)
     _wait_for(lambda: len(list(out.glob("*/metrics.json"))) >= 1 or driver.poll() is not None, 240, "a study")
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
     finished = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("*/metrics.json")}
-    assert 1 <= len(finished) < 4
+    assert 1 <= len(finished) < 3
     rerun = _cli(*args)
     text, _ = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, text
-    assert f"{len(finished)} already finished, {4 - len(finished)} done now, 0 failed" in text
+    assert f"{len(finished)} already finished, {3 - len(finished)} done now, 0 failed" in text
     assert {p.parent.name: p.stat().st_mtime_ns for p in out.glob("*/metrics.json") if p.parent.name in finished} \
         == finished  # not run again
     assert {r["status"] for r in _rows(out).values()} == {"done"}
@@ -205,10 +205,10 @@ def test_killed_driver_rerun_finishes_only_the_missing_studies(tmp_path, ray):
 
 def test_killed_worker_is_retried_and_resumes_to_the_uninterrupted_result(tmp_path, one_thread, ray):
     src = _images(tmp_path / "in", ("camera",), size=24)
-    options = ["--iterations", "150", "--seed", "3"]
+    options = ["--iterations", "80", "--seed", "3"]
     out = tmp_path / "out"
     driver = _cli("batch", "--task", "denoise", "--input", str(src), "--out", str(out), "--no-progress",
-                  "--checkpoint-every", "20", *options)
+                  "--checkpoint-every", "10", *options)
     checkpoint = out / ".camera.checkpoint.pt"
     _wait_for(lambda: checkpoint.exists() or driver.poll() is not None, 240, "the first checkpoint")
     workers = _processes_titled("ray::run_study")  # Ray names a worker after the task it runs
