@@ -155,12 +155,14 @@ def ray():
     return pytest.importorskip("ray")
 
 
-def test_three_studies_on_the_local_ray_default(tmp_path, capsys, ray):
+def test_three_studies_and_a_broken_one_on_the_local_ray_default(tmp_path, capsys, ray):
     src = _images(tmp_path / "in", ("camera", "coffee", "chelsea"))
+    (src / "truncated.png").write_bytes((src / "camera.png").read_bytes()[:60])
     out = tmp_path / "out"
-    assert main(["batch", "--task", "denoise", "--input", str(src), "--out", str(out), "--no-progress", *TINY]) == 0
-    assert "3 done now, 0 failed" in capsys.readouterr().out
+    assert main(["batch", "--task", "denoise", "--input", str(src), "--out", str(out), "--no-progress", *TINY]) == 1
+    assert "3 done now, 1 failed" in capsys.readouterr().out
     rows = _rows(out)
+    assert rows.pop("truncated")["status"] == "failed" and not (out / "truncated").exists()
     assert {r["status"] for r in rows.values()} == {"done"} and all(r["node"] for r in rows.values())
     assert all((out / name / "recon.npy").is_file() for name in rows)
     assert not ray.is_initialized()  # the local instance ends with the batch
