@@ -7,6 +7,7 @@ or, as an output rule, offer the image to return via :meth:`Callback.selection`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -38,6 +39,46 @@ class Callback:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+class Series:
+    """A curve recorded along a run: values at iterations, for metrics.json, plots and checkpoints.
+
+    Values may be floats or 0-d device tensors; tensors stay on the device until the curve is read, so
+    recording never waits for the device.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.clear()
+
+    def clear(self) -> None:
+        self.iterations: list[int] = []
+        self.values: list[Any] = []
+
+    def add(self, iteration: int, value: float | torch.Tensor) -> None:
+        self.iterations.append(iteration)
+        self.values.append(value)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def history(self) -> dict[str, list[float]]:
+        """``{name_iteration: [...], name: [...]}``, or nothing when no value was recorded."""
+        if not self.values:
+            return {}
+        if isinstance(self.values[0], torch.Tensor):
+            values = torch.stack(self.values).cpu().tolist()
+        else:
+            values = [float(v) for v in self.values]
+        return {f"{self.name}_iteration": list(self.iterations), self.name: values}
+
+    def state_dict(self) -> dict:
+        return {"iters": list(self.iterations),
+                "values": [v.cpu() if isinstance(v, torch.Tensor) else v for v in self.values]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.iterations, self.values = list(state["iters"]), list(state["values"])
 
 
 class Progress(Callback):
@@ -77,25 +118,21 @@ class TrackMetric(Callback):
         self.estimate = estimate
         self.name = name
         self.every = every
-        self._iters: list[int] = []
-        self._values: list[torch.Tensor] = []
+        self.curve = Series(name)
 
     def on_step(self, state: LoopState) -> None:
         if state.iteration % self.every == 0 or state.iteration == state.iterations:
             with torch.no_grad():
-                self._values.append(self.metric(self.estimate(state)).detach().float().reshape(()))
-            self._iters.append(state.iteration)
+                self.curve.add(state.iteration, self.metric(self.estimate(state)).detach().float().reshape(()))
 
     def history(self) -> dict[str, list[float]]:
-        if not self._values:
-            return {}
-        return {f"{self.name}_iteration": list(self._iters), self.name: torch.stack(self._values).cpu().tolist()}
+        return self.curve.history()
 
     def state_dict(self) -> dict:
-        return {"iters": list(self._iters), "values": [v.cpu() for v in self._values]}
+        return self.curve.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        self._iters, self._values = list(state["iters"]), list(state["values"])
+        self.curve.load_state_dict(state)
 
 
 class TrackLoss(Callback):
@@ -103,21 +140,17 @@ class TrackLoss(Callback):
 
     def __init__(self, every: int = 1) -> None:
         self.every = every
-        self._iters: list[int] = []
-        self._values: list[torch.Tensor] = []
+        self.curve = Series("loss")
 
     def on_step(self, state: LoopState) -> None:
         if state.loss is not None and (state.iteration % self.every == 0 or state.iteration == state.iterations):
-            self._values.append(state.loss.detach().float().reshape(()))
-            self._iters.append(state.iteration)
+            self.curve.add(state.iteration, state.loss.detach().float().reshape(()))
 
     def history(self) -> dict[str, list[float]]:
-        if not self._values:
-            return {}
-        return {"loss_iteration": list(self._iters), "loss": torch.stack(self._values).cpu().tolist()}
+        return self.curve.history()
 
     def state_dict(self) -> dict:
-        return {"iters": list(self._iters), "values": [v.cpu() for v in self._values]}
+        return self.curve.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        self._iters, self._values = list(state["iters"]), list(state["values"])
+        self.curve.load_state_dict(state)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import torch
 
-from .callbacks import Callback
+from .callbacks import Callback, Series
 from .state import LoopState
 
 
@@ -51,8 +51,7 @@ class WindowedMovingVariance(Callback):
         self.best_iteration: int | None = None
         self.stopped_at: int | None = None
         self._best_image: torch.Tensor | None = None
-        self._iters: list[int] = []
-        self._values: list[float] = []
+        self.curve = Series(self.name)
 
     def on_start(self, state: LoopState) -> None:
         if state.iteration == 0:  # a fresh run (a resumed one arrives with its state restored)
@@ -64,14 +63,13 @@ class WindowedMovingVariance(Callback):
 
         return {"buffer": cpu(self._buffer), "filled": self._filled, "wait": self._wait,
                 "best_variance": self.best_variance, "best_iteration": self.best_iteration,
-                "stopped_at": self.stopped_at, "best_image": cpu(self._best_image),
-                "iters": list(self._iters), "values": list(self._values)}
+                "stopped_at": self.stopped_at, "best_image": cpu(self._best_image), **self.curve.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self._buffer, self._filled, self._wait = state["buffer"], int(state["filled"]), int(state["wait"])
         self.best_variance, self.best_iteration = float(state["best_variance"]), state["best_iteration"]
         self.stopped_at, self._best_image = state["stopped_at"], state["best_image"]
-        self._iters, self._values = list(state["iters"]), list(state["values"])
+        self.curve.load_state_dict(state)
 
     def variance(self) -> torch.Tensor:
         """VAR_t of the full window (call only once ``window`` iterates are in)."""
@@ -93,8 +91,7 @@ class WindowedMovingVariance(Callback):
         if self._filled < self.window:
             return
         var = float(self.variance())
-        self._iters.append(state.iteration)
-        self._values.append(var)
+        self.curve.add(state.iteration, var)
         if var < self.best_variance:
             self.best_variance = var
             self.best_iteration = state.iteration
@@ -115,9 +112,7 @@ class WindowedMovingVariance(Callback):
         return self._best_image, int(self.best_iteration), "es-wmv"
 
     def history(self) -> dict[str, list[float]]:
-        if not self._values:
-            return {}
-        return {"wmv_iteration": list(self._iters), "wmv": list(self._values)}
+        return self.curve.history()
 
 
 def _on(t: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
@@ -154,8 +149,7 @@ class MinimumRule(Callback):
         self.best_iteration: int | None = None
         self.stopped_at: int | None = None
         self._best_image: torch.Tensor | None = None
-        self._iters: list[int] = []
-        self._values: list[float] = []
+        self.curve = Series(self.name)
 
     def on_start(self, state: LoopState) -> None:
         if state.iteration == 0:  # a fresh run (a resumed one arrives with its state restored)
@@ -174,8 +168,7 @@ class MinimumRule(Callback):
         x = self.estimate(state).detach()
         self._best_image = _on(self._best_image, x.device)
         value = float(self.score(state, x))
-        self._iters.append(state.iteration)
-        self._values.append(value)
+        self.curve.add(state.iteration, value)
         if value < self.best_score:
             self.best_score, self.best_iteration = value, state.iteration
             self._best_image = x.clone()
@@ -192,19 +185,16 @@ class MinimumRule(Callback):
         return self._best_image, int(self.best_iteration), self.label
 
     def history(self) -> dict[str, list[float]]:
-        if not self._values:
-            return {}
-        return {f"{self.name}_iteration": list(self._iters), self.name: list(self._values)}
+        return self.curve.history()
 
     def state_dict(self) -> dict:
         return {"best_score": self.best_score, "best_iteration": self.best_iteration, "stopped_at": self.stopped_at,
-                "best_image": None if self._best_image is None else self._best_image.cpu(),
-                "iters": list(self._iters), "values": list(self._values)}
+                "best_image": None if self._best_image is None else self._best_image.cpu(), **self.curve.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.best_score, self.best_iteration = float(state["best_score"]), state["best_iteration"]
         self.stopped_at, self._best_image = state["stopped_at"], state["best_image"]
-        self._iters, self._values = list(state["iters"]), list(state["values"])
+        self.curve.load_state_dict(state)
 
 
 class Discrepancy(Callback):
@@ -241,8 +231,7 @@ class Discrepancy(Callback):
         self.armed = False
         self.stopped_at: int | None = None
         self._image: torch.Tensor | None = None
-        self._iters: list[int] = []
-        self._values: list[float] = []
+        self.curve = Series(self.name)
 
     def on_start(self, state: LoopState) -> None:
         if state.iteration == 0:
@@ -264,8 +253,7 @@ class Discrepancy(Callback):
             x = self.estimate(state).detach()
             self._image = _on(self._image, x.device)
             ratio = float(self.residual(state, x)) / self.sigma**2
-        self._iters.append(state.iteration)
-        self._values.append(ratio)
+        self.curve.add(state.iteration, ratio)
         if ratio > self.tau:
             self.armed = True
         elif self.armed:
@@ -283,18 +271,15 @@ class Discrepancy(Callback):
         return self._image, int(self.stopped_at), self.label
 
     def history(self) -> dict[str, list[float]]:
-        if not self._values:
-            return {}
-        return {"discrepancy_iteration": list(self._iters), "discrepancy": list(self._values)}
+        return self.curve.history()
 
     def state_dict(self) -> dict:
         return {"armed": self.armed, "stopped_at": self.stopped_at,
-                "image": None if self._image is None else self._image.cpu(),
-                "iters": list(self._iters), "values": list(self._values)}
+                "image": None if self._image is None else self._image.cpu(), **self.curve.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.armed, self.stopped_at, self._image = bool(state["armed"]), state["stopped_at"], state["image"]
-        self._iters, self._values = list(state["iters"]), list(state["values"])
+        self.curve.load_state_dict(state)
 
 
 class ExponentialAverage(Callback):
