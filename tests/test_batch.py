@@ -106,6 +106,15 @@ def test_bad_batch_options_fail_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_an_unreachable_cluster_is_one_clear_error(tmp_path, capsys, monkeypatch, ray):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    src = _images(tmp_path / "in", ("camera",))
+    assert main(["batch", "--task", "denoise", "--input", str(src), "--out", str(tmp_path / "o"),
+                 "--address", "auto", *TINY]) == 2
+    assert "cannot reach a Ray cluster" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 # ---- nothing lost, nothing done twice ------------------------------------------------------------------
 def test_failed_study_is_recorded_and_a_rerun_only_runs_what_is_missing(tmp_path, one_thread):
     src = _images(tmp_path / "in", ("camera", "coffee"))

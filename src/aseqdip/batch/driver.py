@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserInputError
-from .executors import run_on_ray, run_serial
+from .executors import ray_session, run_on_ray, run_serial
 from .ledger import Ledger
 from .studies import find_studies
 from .worker import StudyJob
@@ -65,9 +66,7 @@ def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str
 
     ledger = Ledger(out)
     todo = [job for job in jobs if not ledger.is_done(job.study.id)]
-    out.mkdir(parents=True, exist_ok=True)
     counts = {"done": 0, "failed": 0}
-    bar = _progress(len(found.studies), len(found.studies) - len(todo), progress)
 
     def on_record(record: dict[str, Any]) -> None:
         ledger.record(record)
@@ -76,15 +75,18 @@ def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str
         bar.update(1)
         bar.set_postfix(failed=counts["failed"])
 
-    try:
-        if todo and executor == "ray":
-            run_on_ray(todo, on_record, retries, address=address, cpus_per_study=threads,
-                       gpus_per_study=gpus_per_study)
-        elif todo:
-            run_serial(todo, on_record, retries)
-    finally:
-        bar.close()
-        results = ledger.write_results(found.studies)
+    on_ray = bool(todo) and executor == "ray"
+    with ray_session(address) if on_ray else nullcontext():  # an unreachable cluster fails before OUT exists
+        out.mkdir(parents=True, exist_ok=True)
+        bar = _progress(len(found.studies), len(found.studies) - len(todo), progress)
+        try:
+            if on_ray:
+                run_on_ray(todo, on_record, retries, cpus_per_study=threads, gpus_per_study=gpus_per_study)
+            elif todo:
+                run_serial(todo, on_record, retries)
+        finally:
+            bar.close()
+            results = ledger.write_results(found.studies)
     return BatchSummary(len(found.studies), len(found.studies) - len(todo), counts["done"], counts["failed"],
                         len(found.skipped), results, time.perf_counter() - start)
 

@@ -9,7 +9,8 @@ with no address, starts a private local instance that ends with the batch.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from ..errors import UserInputError
@@ -38,9 +39,9 @@ def run_serial(jobs: Sequence[StudyJob], on_record: OnRecord, retries: int) -> N
                     on_record(_failure(job, exc, attempts=attempt + 1))
 
 
-def run_on_ray(jobs: Sequence[StudyJob], on_record: OnRecord, retries: int, *, address: str | None,
-               cpus_per_study: float, gpus_per_study: float) -> None:
-    """Run the studies as Ray tasks on the cluster at ``address`` (None: a new local instance)."""
+@contextmanager
+def ray_session(address: str | None) -> Iterator[None]:
+    """Connected to the Ray cluster at ``address`` (None: a new local instance, stopped on exit)."""
     try:
         import ray
     except ImportError:
@@ -54,16 +55,24 @@ def run_on_ray(jobs: Sequence[StudyJob], on_record: OnRecord, retries: int, *, a
         except (ConnectionError, ValueError, RuntimeError) as exc:
             raise UserInputError(f"cannot reach a Ray cluster at {address!r}: {exc}") from None
     try:
-        task = ray.remote(num_cpus=cpus_per_study, num_gpus=gpus_per_study, max_retries=retries,
-                          retry_exceptions=True)(run_study)
-        pending = {task.remote(job): job for job in jobs}
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            job = pending.pop(ready[0])
-            try:
-                on_record(ray.get(ready[0]))
-            except Exception as exc:  # noqa: BLE001 - out of retries (RayTaskError, WorkerCrashedError, ...)
-                on_record(_failure(job, getattr(exc, "cause", None) or exc))
+        yield
     finally:
         if started_here:
             ray.shutdown()
+
+
+def run_on_ray(jobs: Sequence[StudyJob], on_record: OnRecord, retries: int, *, cpus_per_study: float,
+               gpus_per_study: float) -> None:
+    """Run the studies as Ray tasks (inside :func:`ray_session`)."""
+    import ray
+
+    task = ray.remote(num_cpus=cpus_per_study, num_gpus=gpus_per_study, max_retries=retries,
+                      retry_exceptions=True)(run_study)
+    pending = {task.remote(job): job for job in jobs}
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        job = pending.pop(ready[0])
+        try:
+            on_record(ray.get(ready[0]))
+        except Exception as exc:  # noqa: BLE001 - out of retries (RayTaskError, WorkerCrashedError, ...)
+            on_record(_failure(job, getattr(exc, "cause", None) or exc))
