@@ -34,8 +34,9 @@ class BatchSummary:
     wall_seconds: float
 
     def line(self) -> str:
+        skipped = f"; {self.skipped_files} other files skipped" if self.skipped_files else ""
         return (f"batch: {self.studies} studies: {self.already_done} already finished, {self.done} done now, "
-                f"{self.failed} failed ({self.wall_seconds:.1f} s); results in {self.results}")
+                f"{self.failed} failed ({self.wall_seconds:.1f} s){skipped}; results in {self.results}")
 
 
 def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str] = (), *, executor: str = "ray",

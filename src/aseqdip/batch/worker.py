@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,6 @@ class StudyJob:
     out: Path  # the batch's output folder
     threads: int = 1
     checkpoint_every: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def argv(self) -> list[str]:
         dest = str(self.out / self.study.id)
