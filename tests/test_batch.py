@@ -103,6 +103,9 @@ def test_bad_batch_options_fail_before_any_work(tmp_path, capsys):
     assert "no such file or folder" in capsys.readouterr().err
     assert main(["batch", "--task", "denoise", "--input", str(src), "--out", str(tmp_path / "o"),
                  "--no-such-option", "1"]) == 2
+    assert main(["batch", "--task", "denoise", "--input", str(src), "--out", str(tmp_path / "o"),
+                 "--image", str(src / "camera.png")]) == 2
+    assert "set by the batch for each study" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 

@@ -92,9 +92,17 @@ def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str
                         len(found.skipped), results, time.perf_counter() - start)
 
 
+PER_STUDY = ("--image", "--kspace", "--slice", "--resume")  # set by the batch for each study
+
+
 def check_options(jobs: Sequence[StudyJob]) -> None:
     """Parse and build one study of each kind (image, k-space) without running it."""
     from .. import cli
+
+    for option in jobs[0].options if jobs else ():
+        if option.split("=", 1)[0] in PER_STUDY:
+            raise UserInputError(f"{option.split('=', 1)[0]} is set by the batch for each study; name the studies "
+                                 f"with --input")
 
     kinds: dict[bool, StudyJob] = {}
     for job in jobs:
