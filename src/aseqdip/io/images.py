@@ -35,6 +35,18 @@ def _from_array(arr: np.ndarray, source: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(np.moveaxis(arr, -1, 0)))[None]
 
 
+def load_npy(path: str | Path, label: str = "") -> np.ndarray:
+    """A .npy array (no pickles), or one clear UserInputError naming ``label`` (e.g. ``--maps``) and the file."""
+    name = f"{label} {path}" if label else str(path)
+    p = Path(path)
+    if not p.exists():
+        raise UserInputError(f"{name}: no such file")
+    try:
+        return np.load(p, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - numpy raises many types for files that are not arrays
+        raise UserInputError(f"{name}: not a readable .npy array ({type(exc).__name__})") from None
+
+
 def read_array(spec: str) -> tuple[np.ndarray, str]:
     """The raw array behind ``spec`` (a path or ``skimage:NAME``) and a name for messages."""
     if spec.startswith(SKIMAGE_PREFIX):
@@ -54,10 +66,7 @@ def read_array(spec: str) -> tuple[np.ndarray, str]:
     if path.is_dir():
         raise UserInputError(f"{spec}: is a directory, not an image")
     if path.suffix.lower() == ".npy":
-        try:
-            return np.load(path, allow_pickle=False), str(path)
-        except Exception as exc:  # noqa: BLE001
-            raise UserInputError(f"{spec}: not a readable .npy array ({exc})") from None
+        return load_npy(path), str(path)
     try:
         from PIL import Image
 

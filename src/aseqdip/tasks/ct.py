@@ -20,6 +20,7 @@ import torch
 
 from ..errors import UserInputError
 from ..io.dicom import CT_WINDOW, hu_window, is_dicom, read_dicom
+from ..io.images import load_npy
 from ..physics.ct import (MU_AT_ONE_PER_CM, detector_count, equispaced_angles, postlog_with_photon_noise,
                           tomography)
 from .base import Problem, Task
@@ -202,13 +203,7 @@ def read_angles(path: str) -> np.ndarray:
 
 def read_sinogram(path: str, views: int, angles_path: str) -> np.ndarray:
     """A post-log sinogram as float32 (detectors, views); the layout (views, detectors) is transposed."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserInputError(f"--sinogram {path}: no such file")
-    try:
-        sino = np.load(p, allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001
-        raise UserInputError(f"--sinogram {path}: not a readable .npy array ({type(exc).__name__})") from None
+    sino = load_npy(path, "--sinogram")
     if not np.issubdtype(sino.dtype, np.number) or np.iscomplexobj(sino):
         raise UserInputError(f"--sinogram {path}: expected real numbers, got dtype {sino.dtype}")
     while sino.ndim > 2 and sino.shape[0] == 1:

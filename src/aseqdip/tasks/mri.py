@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import UserInputError
+from ..io.images import load_npy
 from ..physics.mri import MagnitudeImage, birdcage_maps, center_crop, espirit_maps, magnitude, smooth_phase, with_phase
 from ..physics.mri_masks import (SAMPLINGS, CartesianMask, auto_calibration_width, cartesian_mask,
                                   default_center_fraction)
@@ -44,13 +45,7 @@ def read_dicom_magnitude(path: str | Path) -> torch.Tensor:
 
 def _load_maps(path: str, kspace_shape: tuple[int, ...]) -> torch.Tensor:
     """Coil maps from a .npy file of complex (coils, H, W) matching the k-space."""
-    p = Path(path)
-    if not p.exists():
-        raise UserInputError(f"--maps {path}: no such file")
-    try:
-        maps = np.load(p, allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001
-        raise UserInputError(f"--maps {path}: not a readable .npy array ({type(exc).__name__})") from None
+    maps = load_npy(path, "--maps")
     if maps.ndim == 4 and maps.shape[0] == 1:
         maps = maps[0]
     if not np.iscomplexobj(maps):
