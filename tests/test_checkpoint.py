@@ -5,20 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from aseqdip.engine import Callback
+from helpers import Crash
 from aseqdip.methods import METHODS
 from aseqdip.tasks import Denoise
 
 RESUMABLE = [name for name in ("aseqdip", "dip", "selfguided", "sgld") if name in METHODS]
 
 
-class Crash(Callback):
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_step(self, state):
-        if state.iteration == self.at:
-            raise KeyboardInterrupt("simulated kill")
 
 
 @pytest.mark.parametrize("name", RESUMABLE)

@@ -17,7 +17,7 @@ import torch
 
 from aseqdip import rules
 from aseqdip.cli import main
-from aseqdip.engine import Callback
+from helpers import Crash
 from aseqdip.engine.stopping import Discrepancy, ExponentialAverage
 from aseqdip.engine.sure import MonteCarloSURE
 from aseqdip.errors import UserInputError
@@ -259,13 +259,6 @@ def test_cli_writes_the_rule_into_metrics(tmp_path):
     assert "psnr_ema" in metrics["history"]
 
 
-class Crash(Callback):
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_step(self, state):
-        if state.iteration == self.at:
-            raise KeyboardInterrupt("simulated kill")
 
 
 @pytest.mark.parametrize("rule", [
