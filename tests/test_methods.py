@@ -16,6 +16,7 @@ from aseqdip.io import load_image, write_png
 from aseqdip.methods import METHODS, ESDIP, RefGuidedDIP, RethinkingDIP, SelfGuidedDIP, SGLDDIP, VanillaDIP
 from aseqdip.metrics import to_numpy_image
 from aseqdip.tasks import TASKS, Denoise, Inpaint
+from helpers import Crash
 
 BASELINES = ("selfguided", "tvdip", "esdip", "sgld", "refguided", "rethinking")
 TINY = dict(precision="fp32", device="cpu")
@@ -220,17 +221,9 @@ def test_cli_writes_the_same_run_record_for_every_baseline(name, tmp_path, capsy
         assert metrics["output_rule"] == "es-wmv" and metrics["iteration_returned"] <= metrics["iterations"]
 
 
-class Crash(Callback):
-    def __init__(self, at):
-        self.at = at
-
-    def on_step(self, state):
-        if state.iteration == self.at:
-            raise KeyboardInterrupt("simulated kill")
-
-
 @pytest.mark.parametrize("name, options", [("esdip", dict(window=3, patience=50)), ("rethinking", {}),
-                                           ("selfguided", dict(draws=2))])
+                                           ("selfguided", dict(draws=2)),
+                                           ("sgld", dict(burn_in=2, sample_every=2))])
 def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, camera48, name, options):
     """Method state (moving averages, device generators) and the stopping rule survive a checkpoint."""
     problem = Denoise(25).simulate(camera48[..., :24, :24], seed=0)
