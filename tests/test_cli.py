@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from aseqdip.cli import main
 
@@ -31,6 +32,7 @@ def test_run_writes_every_output(tmp_path, task, method, extra):
         assert key in m, key
     assert m["task"] == task and m["method"] == method and m["iterations"] == 6
     assert m["hyperparameters"]["iterations"] == 6
+    assert m["environment"]["torch_threads"] == torch.get_num_threads()  # timings are read with it
     assert np.load(out / "recon.npy").shape == (3, 40, 40)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "staging folder left behind"
 

@@ -65,6 +65,7 @@ def run_metrics(problem: Problem, method_name: str, hyper: dict[str, Any], resul
     metrics["history"] = result.history  # curves; "psnr" there is the oracle monitor
     metrics["environment"] = {"aseqdip": __version__, "torch": torch.__version__, "python": platform.python_version(),
                               "machine": platform.processor() or platform.machine(),
+                              "torch_threads": torch.get_num_threads(),  # seconds per iteration depend on it
                               "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                               "command": " ".join(sys.argv)}
     return metrics
