@@ -1,9 +1,12 @@
-"""Collect the metrics.json of several runs into one markdown table (method, PSNR, SSIM, seconds).
+"""Collect the metrics.json of finished runs into one markdown table.
 
-    .venv/bin/python benchmarks/collect_table.py runs/table-128
+    .venv/bin/python benchmarks/collect_table.py runs/table-128 [more folders ...]
 
-Reads every ``*/metrics.json`` under the folder. PSNR/SSIM are those of the returned image; the
-oracle best PSNR along the run (it needs the ground truth) is shown separately and labelled so.
+Reads every ``*/metrics.json`` under each folder, one row per run folder (so two aSeqDIP runs with
+different lambda stay apart). PSNR/SSIM are those of the returned image; the measurement's PSNR (noisy,
+blurred, zero-filled, ...) is beside it. The best PSNR along the run needs the ground truth: it is
+shown in its own column, labelled as an oracle. Seconds per iteration are only comparable between runs
+with the same thread count on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -11,22 +14,31 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
+
+HEADER = ("| run | method | image | measurement PSNR | PSNR (dB) | SSIM | seconds | s/it | threads | steps run "
+          "| iterate returned | oracle best PSNR (@ step) |")
 
 
-def main(folder: str) -> None:
-    rows = []
-    for path in sorted(Path(folder).glob("*/metrics.json")):
-        m = json.loads(path.read_text())
-        rows.append((m["method"], m.get("psnr"), m.get("ssim"), m["seconds"], m["iterations"], m["iteration_returned"],
-                     m.get("psnr_oracle_best"), m["environment"]["machine"], m.get("device")))
-    if not rows:
-        sys.exit(f"no */metrics.json under {folder}")
-    print("| method | PSNR (dB) | SSIM | seconds | steps run | iterate returned | oracle best PSNR | device |")
-    print("|---|---|---|---|---|---|---|---|")
-    for method, psnr, ssim, sec, its, ret, best, machine, device in rows:
-        print(f"| {method} | {psnr:.2f} | {ssim:.3f} | {sec:.0f} | {its} | {ret} | "
-              f"{'' if best is None else f'{best:.2f}'} | {device} ({machine}) |")
+def row(folder: Path, m: dict[str, Any]) -> str:
+    """One markdown row for the run in ``folder`` with metrics ``m``."""
+    env = m.get("environment", {})
+    best = m.get("psnr_oracle_best")
+    oracle = "" if best is None else f"{best:.2f} (@ {m.get('iteration_oracle_best')})"
+    return (f"| {folder.name} | {m['method']} | {m.get('image', '')} | {m.get('psnr_measurement', float('nan')):.2f} "
+            f"| {m['psnr']:.2f} | {m['ssim']:.3f} | {m['seconds']:.0f} | {m['seconds_per_iteration']:.3f} "
+            f"| {env.get('torch_threads', '?')} | {m['iterations']} | {m['iteration_returned']} | {oracle} |")
+
+
+def main(folders: list[str]) -> None:
+    paths = sorted(p for folder in folders for p in Path(folder).glob("*/metrics.json"))
+    if not paths:
+        sys.exit(f"no */metrics.json under {' '.join(folders)}")
+    print(HEADER)
+    print("|" + "---|" * (HEADER.count("|") - 1))
+    for path in paths:
+        print(row(path.parent, json.loads(path.read_text())))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "runs/table-128")
+    main(sys.argv[1:] or ["runs/table-128"])
