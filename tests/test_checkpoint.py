@@ -12,8 +12,6 @@ from aseqdip.tasks import Denoise
 RESUMABLE = [name for name in ("aseqdip", "dip", "selfguided", "sgld") if name in METHODS]
 
 
-
-
 @pytest.mark.parametrize("name", RESUMABLE)
 def test_resumed_run_equals_uninterrupted_run(tmp_path, camera48, name):
     problem = Denoise(25).simulate(camera48[..., :32, :32], seed=0)
@@ -33,3 +31,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, camera48, name):
     assert resumed.iterations == full.iterations == 8
     assert torch.equal(resumed.image, full.image)
     assert resumed.history["psnr"] == full.history["psnr"]
+    # the resumed process timed only its own 5 steps, so its seconds per step are not diluted by 8
+    assert full.steps_timed == 8 and "resumed_from_iteration" not in full.info
+    assert resumed.steps_timed == 5 and resumed.info["resumed_from_iteration"] == 3
+    assert resumed.seconds_per_iteration == pytest.approx(resumed.seconds / 5)

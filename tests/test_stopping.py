@@ -196,6 +196,7 @@ def test_selfval_refit_reruns_on_all_measurements_for_the_found_budget(problem):
     assert result.iterations == result.iteration_returned == found
     assert result.rule == "selfval, refit on all measurements"
     assert "selfval" in result.history
+    assert result.steps_timed == found + result.info["selfval_run"]["iterations"]  # both runs' steps are timed
 
 
 # ---- rules asked for what they cannot do ------------------------------------------------------------

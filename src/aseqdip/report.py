@@ -45,7 +45,7 @@ def run_metrics(problem: Problem, method_name: str, hyper: dict[str, Any], resul
         metrics["measurement_is"] = problem.measurement_label
     metrics.update({
         "seconds": round(result.seconds, 3),
-        "seconds_per_iteration": round(result.seconds / max(result.iterations, 1), 5),
+        "seconds_per_iteration": round(result.seconds_per_iteration, 5),
         "iterations": result.iterations,
         "iteration_returned": result.iteration_returned,
         "output_rule": result.rule,

@@ -107,6 +107,7 @@ def run(
     if resume_from is not None and Path(resume_from).exists():
         load_checkpoint(resume_from, state, others)
 
+    first_step = state.iteration  # > 0 when resumed: only the steps from here on are timed
     for cb in callbacks:
         cb.on_start(state)
     start = time.perf_counter()
@@ -130,9 +131,11 @@ def run(
     for cb in callbacks:
         history.update(cb.history())
     info = {"precision": prec.name, "device": str(dev), "stop_reason": state.stop_reason}
+    if first_step:
+        info["resumed_from_iteration"] = first_step
     return Reconstruction(image=image.detach().float(), iterations=state.iteration,
                           iteration_returned=iteration_returned, seconds=seconds, rule=rule,
-                          history=history, info=info)
+                          history=history, info=info, steps_timed=state.iteration - first_step)
 
 
 def _step(hooks: Hooks, state: LoopState) -> None:

@@ -184,5 +184,6 @@ def reconstruct_many(
                 "seconds_are_for_the_whole_batch": True}
         out.append(Reconstruction(image=result.image[i : i + 1], iterations=result.iterations,
                                   iteration_returned=result.iteration_returned, seconds=result.seconds,
-                                  rule=result.rule, history=dict(result.history), info=info))
+                                  rule=result.rule, history=dict(result.history), info=info,
+                                  steps_timed=result.steps_timed))
     return out

@@ -42,6 +42,8 @@ class Reconstruction:
     ``iteration_returned`` is the iteration the returned image comes from; ``rule`` names the output
     rule that chose it (never the ground truth). ``history`` holds per-iteration curves such as
     ``loss`` and, when a reference was given for monitoring, ``psnr`` (an oracle, for plots only).
+    ``seconds`` is the wall time of this process's ``steps_timed`` steps: a run resumed from a
+    checkpoint at step k timed only the steps after k (``None``: all ``iterations``).
     """
 
     image: torch.Tensor
@@ -51,3 +53,10 @@ class Reconstruction:
     rule: str
     history: dict[str, list[float]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    steps_timed: int | None = None
+
+    @property
+    def seconds_per_iteration(self) -> float:
+        """Wall seconds per step, over the steps this process ran."""
+        steps = self.iterations if self.steps_timed is None else self.steps_timed
+        return self.seconds / max(steps, 1)
