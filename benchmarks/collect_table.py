@@ -4,7 +4,9 @@
 
 Reads every ``*/metrics.json`` under each folder, one row per run folder (so two aSeqDIP runs with
 different lambda stay apart). PSNR/SSIM are those of the returned image; the measurement's PSNR (noisy,
-blurred, zero-filled, ...) is beside it. The best PSNR along the run needs the ground truth: it is
+blurred, zero-filled, ...) and SSIM are beside them. Seconds are this process's: a run resumed from a
+checkpoint timed only the steps after it (metrics.json's ``resumed_from_iteration``), and s/it divides
+by those steps. The best PSNR along the run needs the ground truth: it is
 shown in its own column, labelled as an oracle. Seconds per iteration are only comparable between runs
 with the same thread count on an otherwise idle machine.
 """
@@ -16,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-HEADER = ("| run | method | image | measurement PSNR | PSNR (dB) | SSIM | seconds | s/it | threads | steps run "
+HEADER = ("| run | method | image | measurement PSNR / SSIM | PSNR (dB) | SSIM | seconds | s/it | threads | steps run "
           "| iterate returned | oracle best PSNR (@ step) |")
 
 
@@ -25,7 +27,8 @@ def row(folder: Path, m: dict[str, Any]) -> str:
     env = m.get("environment", {})
     best = m.get("psnr_oracle_best")
     oracle = "" if best is None else f"{best:.2f} (@ {m.get('iteration_oracle_best')})"
-    return (f"| {folder.name} | {m['method']} | {m.get('image', '')} | {m.get('psnr_measurement', float('nan')):.2f} "
+    return (f"| {folder.name} | {m['method']} | {Path(str(m.get('image', ''))).name} | {m.get('psnr_measurement', float('nan')):.2f} / "
+            f"{m.get('ssim_measurement', float('nan')):.3f} "
             f"| {m['psnr']:.2f} | {m['ssim']:.3f} | {m['seconds']:.0f} | {m['seconds_per_iteration']:.3f} "
             f"| {env.get('torch_threads', '?')} | {m['iterations']} | {m['iteration_returned']} | {oracle} |")
 
