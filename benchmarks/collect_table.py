@@ -27,7 +27,8 @@ def row(folder: Path, m: dict[str, Any]) -> str:
     env = m.get("environment", {})
     best = m.get("psnr_oracle_best")
     oracle = "" if best is None else f"{best:.2f} (@ {m.get('iteration_oracle_best')})"
-    return (f"| {folder.name} | {m['method']} | {Path(str(m.get('image', ''))).name} | {m.get('psnr_measurement', float('nan')):.2f} / "
+    image = Path(str(m.get("image", ""))).name
+    return (f"| {folder.name} | {m['method']} | {image} | {m.get('psnr_measurement', float('nan')):.2f} / "
             f"{m.get('ssim_measurement', float('nan')):.3f} "
             f"| {m['psnr']:.2f} | {m['ssim']:.3f} | {m['seconds']:.0f} | {m['seconds_per_iteration']:.3f} "
             f"| {env.get('torch_threads', '?')} | {m['iterations']} | {m['iteration_returned']} | {oracle} |")

@@ -41,7 +41,7 @@ def main() -> None:
         start = time.perf_counter()
         result = method.reconstruct(problem.y, problem.physics, x0=problem.x0)
         wall = time.perf_counter() - start
-        print(f"{name:11s} {1000 * result.seconds / result.iterations:8.1f} ms/it   "
+        print(f"{name:11s} {1000 * result.seconds_per_iteration:8.1f} ms/it   "
               f"(loop {result.seconds:.2f} s, wall {wall:.2f} s, {result.info['precision']}, {result.info['device']})",
               flush=True)
 

@@ -224,5 +224,5 @@ def _self_validated(method: DIPMethod, y: torch.Tensor, physics: Any, rule: Outp
                                  "stop_reason": result.info.get("stop_reason", ""), "seconds": result.seconds}
     final.history.update({k: v for k, v in result.history.items() if k.startswith("selfval")})
     final.seconds += result.seconds  # both runs' steps are timed, so seconds per step counts both
-    final.steps_timed = (final.steps_timed or final.iterations) + (result.steps_timed or result.iterations)
+    final.steps_timed = final.steps_in_seconds + result.steps_in_seconds
     return final

@@ -56,7 +56,11 @@ class Reconstruction:
     steps_timed: int | None = None
 
     @property
+    def steps_in_seconds(self) -> int:
+        """How many steps ``seconds`` covers."""
+        return self.iterations if self.steps_timed is None else self.steps_timed
+
+    @property
     def seconds_per_iteration(self) -> float:
         """Wall seconds per step, over the steps this process ran."""
-        steps = self.iterations if self.steps_timed is None else self.steps_timed
-        return self.seconds / max(steps, 1)
+        return self.seconds / max(self.steps_in_seconds, 1)
