@@ -50,7 +50,9 @@ def ray_session(address: str | None) -> Iterator[None]:
     started_here = not ray.is_initialized()
     if started_here:
         try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+            # "local", not None: Ray's None joins the cluster in RAY_ADDRESS or the last one started on
+            # this machine, where the batch promises a private instance
+            ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, logging_level="ERROR",
                      configure_logging=True)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             raise UserInputError(f"cannot reach a Ray cluster at {address!r}: {exc}") from None
