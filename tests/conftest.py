@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from aseqdip.io import load_image
+
+# Under pytest-xdist (./dev test runs one worker per core) each worker gets its share of the cores, so
+# the workers' torch thread pools do not fight over them; the suite's tensors are too small to gain
+# from intra-op threads anyway.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
 
 @pytest.fixture(scope="session")

@@ -50,11 +50,23 @@ def _wait_for(condition, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def _processes_titled(title: str) -> list[int]:
+def _parent(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[1])  # the field after the state; comm may hold spaces
+
+
+def _descendants_titled(ancestor: int, title: str) -> list[int]:
+    """Processes named ``title`` under ``ancestor``: a test's own Ray workers, not those of a neighbour
+    (pytest-xdist runs another test, maybe with its own Ray instance, beside this one)."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and (entry / "cmdline").read_bytes().split(b"\0")[0].decode() == title:
+            if not entry.name.isdigit() or (entry / "cmdline").read_bytes().split(b"\0")[0].decode() != title:
+                continue
+            pid = int(entry.name)
+            while pid > 1 and pid != ancestor:
+                pid = _parent(pid)
+            if pid == ancestor:
                 found.append(int(entry.name))
         except OSError:
             continue
@@ -167,7 +179,10 @@ def ray():
     return pytest.importorskip("ray")
 
 
-def test_three_studies_and_a_broken_one_on_the_local_ray_default(tmp_path, capsys, ray):
+def test_three_studies_and_a_broken_one_on_the_local_ray_default(tmp_path, capsys, monkeypatch, ray):
+    # Ray's own default joins the cluster named by RAY_ADDRESS or the last one started on this machine
+    # (another test's, under pytest-xdist); the batch's default is a private instance all the same
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:9")
     src = _images(tmp_path / "in", ("camera", "coffee", "chelsea"))
     (src / "truncated.png").write_bytes((src / "camera.png").read_bytes()[:60])
     out = tmp_path / "out"
@@ -210,7 +225,7 @@ def test_killed_driver_rerun_finishes_only_the_missing_studies(tmp_path, ray):
     assert 1 <= len(finished) < 3
     rerun = _cli(*args)
     text, _ = rerun.communicate(timeout=300)
-    assert rerun.returncode == 0, text
+    assert rerun.returncode == 0, (text, {study: row["error"] for study, row in _rows(out).items()})
     assert f"{len(finished)} already finished, {3 - len(finished)} done now, 0 failed" in text
     assert {p.parent.name: p.stat().st_mtime_ns for p in out.glob("*/metrics.json") if p.parent.name in finished} \
         == finished  # not run again
@@ -225,7 +240,7 @@ def test_killed_worker_is_retried_and_resumes_to_the_uninterrupted_result(tmp_pa
                   "--checkpoint-every", "10", *options)
     checkpoint = out / ".camera.checkpoint.pt"
     _wait_for(lambda: checkpoint.exists() or driver.poll() is not None, 240, "the first checkpoint")
-    workers = _processes_titled("ray::run_study")  # Ray names a worker after the task it runs
+    workers = _descendants_titled(driver.pid, "ray::run_study")  # Ray names a worker after its task
     assert workers, "no Ray worker running the study"
     for pid in workers:
         os.kill(pid, signal.SIGKILL)
