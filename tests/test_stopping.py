@@ -243,7 +243,8 @@ def test_metrics_record_the_rule_and_the_returned_iteration(problem):
     metrics = run_metrics(problem, "dip", {"seed": 0}, result)
     assert metrics["output_rule"] == "discrepancy"
     assert metrics["iteration_returned"] == result.iteration_returned < BUDGET
-    assert metrics["stopping"] == {"stop": "discrepancy", "ema": None, "tau": 2.0, "sigma": None, "every": 1}
+    assert metrics["stopping"] == {"stop": "discrepancy", "ema": None, "tau": 2.0, "sigma": None, "every": 1,
+                                   "noise": "model", "observe": []}
     assert "psnr_oracle_best" in metrics and metrics["psnr"] == pytest.approx(psnr_of(problem, result.image), abs=1e-4)
 
 

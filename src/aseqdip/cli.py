@@ -7,6 +7,7 @@ exit status 2, with no traceback and no output folder.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,8 @@ EXIT_USAGE = 2
 
 # options shared by every method, mapped to the methods' keyword arguments
 METHOD_OPTIONS = {"iterations": "iterations", "inner_steps": "inner_steps", "lam": "lam", "lr": "lr",
-                  "dc_update": "dc_update", "cs_lambda": "cs_lambda"}
+                  "dc_update": "dc_update", "cs_lambda": "cs_lambda", "ramp": "ramp", "ramp_lr": "ramp_lr",
+                  "warmup": "warmup", "warmup_lr": "warmup_lr"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,6 +45,12 @@ def add_method_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float, default=None, help="Adam learning rate (aSeqDIP 1e-4, DIP 1e-2)")
     g.add_argument("--dc-update", action="store_true", default=None,
                    help="aSeqDIP: make each input update data-consistent (MRI: measured k-space lines put back)")
+    g.add_argument("--ramp", type=int, default=None,
+                   help="aSeqDIP: run the first RAMP steps at --ramp-lr (default 0, the paper's)")
+    g.add_argument("--ramp-lr", type=float, default=None, help="aSeqDIP: learning rate of the ramp (default 10 x --lr)")
+    g.add_argument("--warmup", type=int, default=None,
+                   help="aSeqDIP: fit the network at the fixed input z_0 for this many steps first (default 0)")
+    g.add_argument("--warmup-lr", type=float, default=None, help="aSeqDIP: learning rate of the warm-up (10 x --lr)")
     g.add_argument("--cs-lambda", type=float, default=None, help="cs: L1-wavelet weight (default 1e-3)")
     g.add_argument("--network", default=None, help="medium_unet, shallow_unet or skip (default: the task's)")
     g.add_argument("--seed", type=int, default=0, help="seed for the network, the input and the simulation")
@@ -68,13 +76,20 @@ def add_checkpoint_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_stopping_arguments(p: argparse.ArgumentParser) -> None:
     """Stopping and output rules for every network method (docs/stopping.md); off by default."""
-    from .rules import STOP_RULES
+    from .rules import NOISE_SOURCES, OBSERVABLE, STOP_RULES
 
     g = p.add_argument_group("stopping and output rules (docs/stopping.md)")
     g.add_argument("--stop", choices=STOP_RULES, default="none",
-                   help="choose the returned iterate without the ground truth: held-out validation, ES-WMV, the "
-                        "discrepancy principle or SURE (denoising); the budget becomes a ceiling (default none: "
-                        "the method's output after the full budget)")
+                   help="choose the returned iterate without the ground truth; the budget becomes a ceiling. "
+                        "auto: the discrepancy principle on the noise level estimated from the measurement "
+                        "(aseqdip/auto.py; being measured, issue 18); selfval, wmv, discrepancy, sure (denoising): "
+                        "one rule; none (default): the method's output after the full budget (the paper's)")
+    g.add_argument("--observe", default=None,
+                   help="comma-separated rules that watch the run without stopping it and record their choice in "
+                        f"metrics.json ({', '.join(OBSERVABLE)})")
+    g.add_argument("--sigma-from", choices=NOISE_SOURCES, default=None,
+                   help="--stop discrepancy/sure without --sure-sigma: the simulation's noise model (default) or an "
+                        "estimate from the measurement (what auto always uses)")
     g.add_argument("--holdout", type=float, default=None,
                    help="--stop selfval: fraction of the measured entries held out (default 0.1)")
     g.add_argument("--refit", action="store_true", default=None,
@@ -202,6 +217,12 @@ def _method(args: argparse.Namespace, task_cls: type) -> Any:
     options.update(getattr(args, "method_extra", {}))
     for key in _rule_owned(args):  # options a stopping rule uses when the method has no such setting
         options[key] = None
+    if getattr(args, "stop", "none") == "auto":  # auto's ramp, where the user did not set one
+        from .auto import choice_for
+
+        for key, value in choice_for(args.method).method.items():
+            if options.get("ramp") is None and options.get("warmup") is None:
+                options[key] = value
     return build_method(args.method, options, task_cls.method_defaults.get(args.method), warn=_warn)
 
 
@@ -214,17 +235,28 @@ def _method_accepts(args: argparse.Namespace, key: str) -> bool:
 
 def _rule_owned(args: argparse.Namespace) -> set[str]:
     """Method keyword arguments that --ema / --stop take over because the method itself has none."""
-    stop = getattr(args, "stop", "none")
+    stop = _effective_stop(args)
     keys = {"ema"} | ({"window", "patience"} if stop == "wmv" else set()) | (
         {"sure_sigma"} if stop in ("sure", "discrepancy") else set())
     return {k for k in keys if not _method_accepts(args, k)}
 
 
+def _effective_stop(args: argparse.Namespace) -> str:
+    """The rule --stop names, with auto resolved for the method (aseqdip.auto)."""
+    stop = getattr(args, "stop", "none")
+    if stop != "auto":
+        return stop
+    from .auto import choice_for
+
+    return choice_for(args.method).rule.stop
+
+
 def _output_rule(args: argparse.Namespace) -> Any:
-    """The stopping/output rule the options ask for (docs/stopping.md)."""
+    """The stopping/output rule the options ask for (docs/stopping.md), auto resolved (docs/auto.md)."""
+    from .auto import resolve
     from .rules import OutputRule
 
-    stop = getattr(args, "stop", "none")
+    stop = _effective_stop(args)
     owned = _rule_owned(args)
     sigma = getattr(args, "sure_sigma", None)
     options = {"stop": stop, "seed": args.seed,
@@ -234,8 +266,14 @@ def _output_rule(args: argparse.Namespace) -> Any:
                "every": getattr(args, "stop_every", None), "tau": getattr(args, "tau", None),
                "window": getattr(args, "es_window", None) if stop == "wmv" else None,
                "patience": (getattr(args, "es_patience", None) if stop == "wmv" else None)
-               or getattr(args, "stop_patience", None)}
-    return OutputRule(**{k: v for k, v in options.items() if v is not None})
+               or getattr(args, "stop_patience", None),
+               "noise": getattr(args, "sigma_from", None),
+               "observe": tuple(n.strip() for n in args.observe.split(",") if n.strip()) if getattr(
+                   args, "observe", None) else None}
+    rule = OutputRule(**{k: v for k, v in options.items() if v is not None})
+    if getattr(args, "stop", "none") == "auto":
+        rule = resolve(args.method, dataclasses.replace(rule, stop="auto"))[1]
+    return rule
 
 
 def checkpoint_path(out: str | Path) -> Path:
@@ -257,6 +295,7 @@ def solve_and_save(args: argparse.Namespace, method: Any, problem: Any, extra: d
                   "resume": bool(getattr(args, "resume", False))}
     result = reconstruct(method, problem.y, problem.physics, _output_rule(args), x0=problem.x0,
                          monitor=problem.psnr if problem.x_true is not None else None, track_every=args.track_every,
+                         score=problem.metrics if problem.x_true is not None else None, noise_hint=problem.settings,
                          **saving)
     with StagedOutput(args.out) as out:
         metrics = save_run(out, problem, method.name, method.hyperparameters(), result, extra=extra)

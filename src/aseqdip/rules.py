@@ -12,7 +12,16 @@ Rules (references and measured behaviour in docs/stopping.md):
 * ``wmv``: ES-WMV (:class:`aseqdip.engine.stopping.WindowedMovingVariance`);
 * ``discrepancy``: the discrepancy principle (:class:`aseqdip.engine.stopping.Discrepancy`);
 * ``sure``: Monte-Carlo SURE for Gaussian denoising (:mod:`aseqdip.engine.sure`);
-* ``ema``: an exponential moving average of the estimates, alone or watched by any rule above.
+* ``ema``: an exponential moving average of the estimates, alone or watched by any rule above;
+* ``auto``: a rule (and a ramp) chosen per method by measurement (:mod:`aseqdip.auto`), opt-in for now.
+
+Any of ``discrepancy``, ``discrepancy_ema``, ``wmv`` and ``sure`` can also *observe* a run
+(``OutputRule.observe``): it records the step and image it would have chosen without stopping anything
+(:mod:`aseqdip.engine.observe`), so one run to the ceiling compares them all.
+
+The noise level that ``discrepancy`` and ``sure`` need is resolved once per run by
+:func:`aseqdip.physics.noise_level.noise_level` (given, the physics' model, or estimated from y) and
+recorded in ``info["noise"]``.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import deepinv as dinv
 import torch
 
 from .engine.callbacks import Callback, TrackMetric
+from .engine.observe import Chain, Observer
 from .engine.state import LoopState, Reconstruction
 from .engine.stopping import Discrepancy, ExponentialAverage, WindowedMovingVariance
 from .engine.sure import MonteCarloSURE
@@ -33,11 +43,15 @@ from .engine.validation import HeldOutValidation
 from .errors import UserInputError
 from .methods.base import DIPMethod
 from .methods.esdip import ESDIP
-from .methods.rethinking import RethinkingDIP, gaussian_noise_level
+from .methods.rethinking import RethinkingDIP
 from .physics.defaults import first_estimate
 from .physics.holdout import measured_entries, split_measurements
+from .physics.noise_level import NoiseLevel, noise_level
 
-STOP_RULES = ("none", "selfval", "wmv", "discrepancy", "sure")
+STOP_RULES = ("auto", "none", "selfval", "wmv", "discrepancy", "sure")
+OBSERVABLE = ("discrepancy", "discrepancy_ema", "wmv", "sure")
+NOISE_SOURCES = ("model", "estimate")
+OBSERVED_EMA = 0.9  # the decay of the average that ``discrepancy_ema`` watches
 DEFAULT_EVERY = {"selfval": 5, "sure": 5, "discrepancy": 1}
 DEFAULT_PATIENCE = {"selfval": 500, "sure": 500, "wmv": 1000}
 
@@ -46,8 +60,9 @@ DEFAULT_PATIENCE = {"selfval": 500, "sure": 500, "wmv": 1000}
 class OutputRule:
     """Which rule decides the returned image, with its settings (None: the rule's default).
 
-    ``sigma`` is the noise std per measured entry in data units (None: read from the physics' Gaussian
-    noise model). ``holdout`` is the fraction of measured locations held out by ``selfval``; ``refit``
+    ``sigma`` is the noise std per measured entry in data units (None: from ``noise``: ``"model"`` reads the
+    physics' Gaussian noise model, ``"estimate"`` estimates it from y and never reads the model).
+    ``observe`` names rules that watch the run without stopping it (``OBSERVABLE``). ``holdout`` is the fraction of measured locations held out by ``selfval``; ``refit``
     reruns the method on all measurements for the budget self-validation found. ``halt=False`` keeps the
     run going after a rule has decided (to compare rules along one run). ``seed`` draws the held-out set
     and SURE's probe.
@@ -66,14 +81,18 @@ class OutputRule:
     pairs: int = 1
     halt: bool = True
     seed: int = 0
+    noise: str = "model"
+    observe: tuple[str, ...] = ()
 
     def describe(self) -> dict[str, Any]:
         """The settings that matter for this rule (for metrics.json)."""
-        keep = {"stop", "ema"} | {
+        keep = {"stop", "ema", "observe"} | {
             "selfval": {"holdout", "refit", "every", "patience", "seed"}, "wmv": {"window", "patience"},
-            "discrepancy": {"tau", "sigma", "every"}, "sure": {"sigma", "alpha", "pairs", "every", "patience", "seed"},
+            "discrepancy": {"tau", "sigma", "every", "noise"},
+            "sure": {"sigma", "alpha", "pairs", "every", "patience", "seed", "noise"},
         }.get(self.stop, set())
         out = {k: v for k, v in asdict(self).items() if k in keep}
+        out["observe"] = list(self.observe)
         if "every" in out and out["every"] is None:
             out["every"] = DEFAULT_EVERY[self.stop]
         if "patience" in out and out["patience"] is None:
@@ -81,28 +100,42 @@ class OutputRule:
         return out
 
 
-def noise_sigma(physics: Any, given: float | None, rule: str) -> float:
-    """sigma in data units: ``given``, else the physics' Gaussian noise std; a clear error if neither."""
-    if given is not None:
-        if not given > 0:
-            raise UserInputError(f"--stop {rule}: the noise level must be positive, got {given:g}")
-        return float(given)
-    sigma = gaussian_noise_level(getattr(physics, "inner", physics))
-    if sigma is None or not bool((sigma > 0).all()):
-        raise UserInputError(f"--stop {rule} needs the noise level: this measurement has no Gaussian noise of known "
-                             f"sigma > 0; give it with --sure-sigma (0-255 scale)")
-    if not bool((sigma == sigma.flatten()[0]).all()):
-        raise UserInputError(f"--stop {rule} needs one noise level for the whole measurement; give --sure-sigma")
-    return float(sigma.flatten()[0])
+def needs_noise(rule: OutputRule) -> bool:
+    """True when the rule (or one it observes) compares a residual with the noise level."""
+    return rule.stop in ("discrepancy", "sure") or any(name != "wmv" for name in rule.observe)
+
+
+def resolve_noise(rule: OutputRule, physics: Any, y: torch.Tensor, hint: dict[str, Any] | None = None) -> NoiseLevel:
+    """The noise level the rule uses: ``rule.sigma`` if given, else the model or the estimate (``rule.noise``)."""
+    what = f"--stop {rule.stop}" if rule.stop in ("discrepancy", "sure") else "the observed rules"
+    if rule.sigma is not None and not rule.sigma > 0:
+        raise UserInputError(f"{what}: the noise level must be positive, got {rule.sigma:g}")
+    if rule.sigma is None and rule.noise == "model":
+        level = noise_level(physics, y, prefer="model", hint=hint)
+        if level.source != "model":
+            raise UserInputError(f"{what} needs the noise level: this measurement has no Gaussian noise of known "
+                                 f"sigma > 0; give it with --sure-sigma (0-255 scale) or use --sigma-from estimate")
+        return level
+    try:
+        return noise_level(physics, y, given=rule.sigma, prefer="estimate", hint=hint)
+    except ValueError as exc:
+        raise UserInputError(f"{what}: {exc}") from None
 
 
 def check(rule: OutputRule, method: Any, physics: Any) -> None:
     """Refuse, in one line, a rule that cannot apply to this method or operator."""
     if rule.stop not in STOP_RULES:
         raise UserInputError(f"unknown stopping rule {rule.stop!r}; choose from {', '.join(STOP_RULES)}")
-    if rule.stop == "none" and rule.ema is None:
+    if rule.stop == "auto":
+        raise ValueError("resolve stop='auto' with aseqdip.auto.resolve before checking the rule")
+    if rule.noise not in NOISE_SOURCES:
+        raise UserInputError(f"--sigma-from must be one of {', '.join(NOISE_SOURCES)}, got {rule.noise!r}")
+    unknown = [name for name in rule.observe if name not in OBSERVABLE]
+    if unknown:
+        raise UserInputError(f"cannot observe {', '.join(unknown)}; observable rules: {', '.join(OBSERVABLE)}")
+    if rule.stop == "none" and rule.ema is None and not rule.observe:
         return
-    what = f"--stop {rule.stop}" if rule.stop != "none" else "--ema"
+    what = f"--stop {rule.stop}" if rule.stop != "none" else ("--ema" if rule.ema is not None else "--observe")
     if not isinstance(method, DIPMethod):
         raise UserInputError(f"{what} applies to the network methods; {method.name} has no iterations to choose from")
     if isinstance(method, ESDIP):
@@ -121,19 +154,15 @@ def check(rule: OutputRule, method: Any, physics: Any) -> None:
                                  "(use --stop sure or another method)")
     elif rule.stop == "wmv" and rule.window < 2:
         raise UserInputError(f"the ES-WMV window must hold at least 2 iterates, got {rule.window}")
-    elif rule.stop == "discrepancy":
-        if not rule.tau > 0:
-            raise UserInputError(f"--tau must be positive, got {rule.tau:g}")
-        noise_sigma(physics, rule.sigma, rule.stop)
-    elif rule.stop == "sure":
-        if not isinstance(physics, dinv.physics.Denoising):
-            raise UserInputError(f"--stop sure is for Gaussian denoising (identity operator); this problem's operator "
-                                 f"is {type(physics).__name__}")
-        noise_sigma(physics, rule.sigma, rule.stop)
+    elif rule.stop == "discrepancy" and not rule.tau > 0:
+        raise UserInputError(f"--tau must be positive, got {rule.tau:g}")
+    if (rule.stop == "sure" or "sure" in rule.observe) and not isinstance(physics, dinv.physics.Denoising):
+        raise UserInputError(f"--stop sure is for Gaussian denoising (identity operator); this problem's operator "
+                             f"is {type(physics).__name__}")
 
 
-def callbacks_for(rule: OutputRule, method: DIPMethod, y: torch.Tensor,
-                  physics: Any) -> tuple[list[Callback], Callable[[LoopState], torch.Tensor]]:
+def callbacks_for(rule: OutputRule, method: DIPMethod, y: torch.Tensor, physics: Any,
+                  noise: NoiseLevel | None = None) -> tuple[list[Callback], Callable[[LoopState], torch.Tensor]]:
     """The callbacks of ``rule`` (bar the held-out split), EMA first, and the estimate the rule watches."""
     out: list[Callback] = []
     watch: Callable[[LoopState], torch.Tensor] = method.estimate
@@ -146,36 +175,102 @@ def callbacks_for(rule: OutputRule, method: DIPMethod, y: torch.Tensor,
     if rule.stop == "wmv":
         out.append(WindowedMovingVariance(watch, window=rule.window, patience=patience))
     elif rule.stop == "discrepancy":
-        out.append(Discrepancy(watch, noise_sigma(physics, rule.sigma, rule.stop), tau=rule.tau,
+        out.append(Discrepancy(watch, _sigma(noise), tau=rule.tau,
                                measured=measured_entries(physics, y), every=every, halt=rule.halt))
     elif rule.stop == "sure":
-        sure = MonteCarloSURE(method, noise_sigma(physics, rule.sigma, rule.stop), alpha=rule.alpha, pairs=rule.pairs,
+        sure = MonteCarloSURE(method, _sigma(noise), alpha=rule.alpha, pairs=rule.pairs,
                               every=every, patience=patience, decay=rule.ema, halt=rule.halt, seed=rule.seed)
         out.append(sure)
         watch = sure.estimate
     return out, watch
 
 
+def _sigma(noise: NoiseLevel | None) -> float:
+    if noise is None:
+        raise ValueError("this rule needs the noise level: resolve it with resolve_noise")
+    return noise.sigma
+
+
+def observers_for(rule: OutputRule, method: DIPMethod, y: torch.Tensor, physics: Any,
+                  noise: NoiseLevel | None) -> list[Observer]:
+    """An :class:`Observer` for each rule in ``rule.observe``, each with the settings ``rule`` gives it."""
+    out = []
+    every = rule.every or 1
+    for name in rule.observe:
+        if name == "wmv":
+            part: Callback = WindowedMovingVariance(method.estimate, window=rule.window,
+                                                    patience=rule.patience or DEFAULT_PATIENCE["wmv"])
+        elif name in ("discrepancy", "discrepancy_ema"):
+            watch = method.estimate
+            average = None
+            if name == "discrepancy_ema":
+                average = ExponentialAverage(method.estimate, OBSERVED_EMA)
+                watch = average.current
+            part = Discrepancy(watch, _sigma(noise), tau=rule.tau, measured=measured_entries(physics, y), every=every,
+                               label=name)
+            if average is not None:
+                part = Chain(average, part)
+        else:  # sure
+            part = MonteCarloSURE(method, _sigma(noise), alpha=rule.alpha, pairs=rule.pairs,
+                                  every=rule.every or DEFAULT_EVERY["sure"],
+                                  patience=rule.patience or DEFAULT_PATIENCE["sure"], seed=rule.seed)
+        out.append(Observer(name, part))
+    return out
+
+
 def reconstruct(method: Any, y: torch.Tensor, physics: Any, rule: OutputRule = OutputRule(), *,
                 x0: torch.Tensor | None = None, monitor: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                callbacks: Sequence[Callback] = (), track_every: int = 1, **kwargs: Any) -> Reconstruction:
+                callbacks: Sequence[Callback] = (), track_every: int = 1,
+                score: Callable[[torch.Tensor], dict[str, float]] | None = None,
+                noise_hint: dict[str, Any] | None = None, **kwargs: Any) -> Reconstruction:
     """``method.reconstruct`` under ``rule``; ``Reconstruction.rule`` and ``info["stopping"]`` say what chose the image.
 
     With an EMA and a ``monitor``, the history also holds ``psnr_ema``: the oracle curve of the average.
+    ``info["noise"]`` records the noise level a rule used and where it came from; ``info["observed"]``
+    what each observed rule would have done, scored by ``score`` (else ``monitor``) when given: the
+    observed rule chose without the truth, the score only rates its choice. ``noise_hint`` holds the
+    acquisition settings a noise estimator may use (the CT task's photon count). ``OutputRule(stop="auto")``
+    is resolved by :mod:`aseqdip.auto`; the default runs the method's fixed budget.
     """
+    auto_settings = None
+    if rule.stop == "auto":
+        from .auto import apply_to, resolve
+
+        auto_settings, rule = resolve(method.name, rule)
+        method = apply_to(method, auto_settings)
+    result = _reconstruct(method, y, physics, rule, x0=x0, monitor=monitor, callbacks=callbacks,
+                          track_every=track_every, score=score, noise_hint=noise_hint, **kwargs)
+    if auto_settings is not None:
+        result.info["stopping"]["auto"] = {"method": auto_settings}
+    return result
+
+
+def _reconstruct(method: Any, y: torch.Tensor, physics: Any, rule: OutputRule, *, x0: torch.Tensor | None,
+                 monitor: Callable[[torch.Tensor], torch.Tensor] | None, callbacks: Sequence[Callback],
+                 track_every: int, score: Callable[[torch.Tensor], dict[str, float]] | None,
+                 noise_hint: dict[str, Any] | None, **kwargs: Any) -> Reconstruction:
     check(rule, method, physics)
     kwargs["track_every"] = track_every
-    if rule.stop == "none" and rule.ema is None:
+    if rule.stop == "none" and rule.ema is None and not rule.observe:
         result = method.reconstruct(y, physics, x0=x0, monitor=monitor, callbacks=callbacks, **kwargs)
         result.info["stopping"] = rule.describe()
         return result
     method.validate(y, physics)  # the method's own checks on the full problem (e.g. --dc-update's operator)
     if rule.stop == "selfval":
+        if rule.observe:
+            raise UserInputError("--observe cannot watch a --stop selfval run (its fit sees only the training split)")
         return _self_validated(method, y, physics, rule, monitor=monitor, callbacks=callbacks, **kwargs)
-    extra, watch = callbacks_for(rule, method, y, physics)
+    noise = resolve_noise(rule, physics, y, noise_hint) if needs_noise(rule) else None
+    extra, watch = callbacks_for(rule, method, y, physics, noise)
+    observers = observers_for(rule, method, y, physics, noise)
     result = method.reconstruct(y, physics, x0=x0, monitor=monitor,
-                                callbacks=[*callbacks, *extra, *_ema_monitor(rule, monitor, watch, track_every)],
-                                **kwargs)
+                                callbacks=[*callbacks, *extra, *observers,
+                                           *_ema_monitor(rule, monitor, watch, track_every)], **kwargs)
+    if noise is not None:
+        result.info["noise"] = noise.describe()
+    if observers:
+        rate = score or (None if monitor is None else (lambda x: {"psnr": float(monitor(x))}))
+        result.info["observed"] = {o.label: o.record(result.iterations, rate) for o in observers}
     return _labelled(result, rule)
 
 

@@ -4,6 +4,15 @@ For k = 1..K: take N Adam steps on ||A f(z_{k-1}) - y||^2 + lambda ||f(z_{k-1}) 
 replace the input, z_k = f(z_{k-1}), detached. The reconstruction is z_K. z_0 is y for image-domain
 tasks and A^H y (FBP for CT) otherwise. Both terms are means, as in the authors' MSE losses.
 
+Ramp options (not in the paper). ``ramp=R`` runs Algorithm 1 at ``ramp_lr`` for the first R steps and at
+``lr`` after: with the paper's lr 1e-4 the first input updates come from a nearly random network, and a
+larger rate in the first steps climbs out of that sooner. ``warmup=W`` fits the network to the loss at the
+fixed input z_0 for the first W steps, with Adam at ``warmup_lr``, before the first input update. With the
+paper's start, z_1 = f(z_0) comes from a random network (far below z_0) and the first few hundred steps
+climb back to where the run started; a fitted f gives a z_1 at or above z_0 instead. The fixed point of
+Algorithm 1 is unchanged: after the warm-up the loop is the paper's, at the paper's learning rate. The
+warm-up steps count in the budget.
+
 Option (not in the paper): ``dc_update=True`` makes the input update data-consistent, z_k = P_y(f(z_{k-1})),
 where P_y is the operator's data-consistency step from ``physics.consistency`` (for MRI: the sampled k-space lines
 of f(z) replaced by the measured ones).
@@ -28,8 +37,21 @@ class ASeqDIP(DIPMethod):
     name: ClassVar[str] = "aseqdip"
 
     def __init__(self, iterations: int = 4000, inner_steps: int = 2, lam: float = 1.0, lr: float = 1e-4,
-                 dc_update: bool = False, **kwargs: Any) -> None:
+                 dc_update: bool = False, warmup: int = 0, warmup_lr: float | None = None, ramp: int = 0,
+                 ramp_lr: float | None = None, **kwargs: Any) -> None:
         super().__init__(iterations=iterations, lr=lr, **kwargs)
+        if warmup < 0:
+            raise ValueError(f"the warm-up must be a non-negative number of steps, got {warmup}")
+        if warmup_lr is not None and not warmup_lr > 0:
+            raise ValueError(f"the warm-up learning rate must be positive, got {warmup_lr}")
+        self.warmup = warmup
+        self.warmup_lr = warmup_lr if warmup_lr is not None else 10.0 * lr
+        if ramp < 0:
+            raise ValueError(f"the ramp must be a non-negative number of steps, got {ramp}")
+        if ramp_lr is not None and not ramp_lr > 0:
+            raise ValueError(f"the ramp learning rate must be positive, got {ramp_lr}")
+        self.ramp = ramp
+        self.ramp_lr = ramp_lr if ramp_lr is not None else 10.0 * lr
         if inner_steps < 1:
             raise ValueError(f"inner steps N must be at least 1, got {inner_steps}")
         if lam < 0:
@@ -40,7 +62,9 @@ class ASeqDIP(DIPMethod):
 
     def hyperparameters(self) -> dict[str, Any]:
         return {**super().hyperparameters(), "inner_steps": self.inner_steps, "lam": self.lam,
-                "input_updates": self.iterations // self.inner_steps, "dc_update": self.dc_update}
+                "input_updates": max(self.iterations - self.warmup, 0) // self.inner_steps, "dc_update": self.dc_update,
+                "warmup": self.warmup, "warmup_lr": self.warmup_lr if self.warmup else None,
+                "ramp": self.ramp, "ramp_lr": self.ramp_lr if self.ramp else None}
 
     def validate(self, y: torch.Tensor, physics: Any) -> None:
         if self.dc_update and not has_data_consistency(physics):
@@ -61,14 +85,37 @@ class ASeqDIP(DIPMethod):
             return data
         return data + self.lam * squared_error(out, state.z)
 
+    def learning_rate(self, iteration: int) -> float:
+        """Adam's rate for the step after ``iteration`` steps: warm-up, ramp, then the paper's ``lr``."""
+        if iteration < self.warmup:
+            return self.warmup_lr
+        return self.ramp_lr if iteration < self.ramp else self.lr
+
+    def make_optimizers(self, state: LoopState) -> list[torch.optim.Optimizer]:
+        optimizers = super().make_optimizers(state)
+        _set_lr(optimizers, self.learning_rate(state.iteration))
+        return optimizers
+
+    def ends_block(self, iteration: int) -> bool:
+        """True when ``iteration`` ends a block of N steps of Algorithm 1 (after the warm-up)."""
+        return iteration > self.warmup and (iteration - self.warmup) % self.inner_steps == 0
+
     def after_step(self, state: LoopState) -> None:
-        if state.iteration % self.inner_steps == 0:
+        if state.iteration in (self.warmup, self.ramp):  # a phase ends: the next step's rate
+            _set_lr(state.optimizers, self.learning_rate(state.iteration))
+        if self.ends_block(state.iteration):
             state.z = self.next_input(state)
 
     def estimate(self, state: LoopState) -> torch.Tensor:
         return state.z
 
     def output(self, state: LoopState) -> tuple[torch.Tensor, int, str]:
-        if state.iteration % self.inner_steps == 0:
+        if state.iteration <= self.warmup or self.ends_block(state.iteration):
             return state.z, state.iteration, "last"
         return self.next_input(state), state.iteration, "last"  # stopped inside a block: finish its update
+
+
+def _set_lr(optimizers: list[torch.optim.Optimizer], lr: float) -> None:
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group["lr"] = lr

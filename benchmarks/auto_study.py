@@ -1,0 +1,260 @@
+"""The auto-mode study (issue 18): which rule and ramp return the image at its best, without the truth, in few steps.
+
+    .venv/bin/python -m benchmarks.auto_study plan                  # the rows and the hours they should take
+    .venv/bin/python -m benchmarks.auto_study run --jobs 2 --commit # work through the queue (resumable)
+    .venv/bin/python -m benchmarks.auto_study status                # what is done, running and left
+    .venv/bin/python -m benchmarks.auto_study report                # docs/auto-study.md from the committed rows
+
+Each row is one ``aseqdip run`` command (recorded in its metrics.json), of one of two kinds:
+
+* ``paper``: the published algorithm, ``--stop none`` to the 4000-step ceiling, with the rules observing
+  (``--observe``): one run gives the paper's fixed-budget image, the oracle best along the run, and the
+  step and image every observed rule would have chosen with the *estimated* noise level;
+* ``auto``: the default (``--stop auto``), which stops where its rule decides: its returned image, steps
+  and seconds are what a user gets.
+
+Data: the first three images of each group in ``benchmarks/paper_data.py`` (scikit-image photographs,
+pydicom-data MR and CT slices). The ramp and the rule were chosen on other images (scikit-image's rocket
+and immunohistochemistry, pydicom's CT_small and MR_small), never on these.
+
+The queue is resumable at any moment: a row whose metrics.json is in ``--results`` is done; a row being
+run holds a lock file (a dead process's lock is taken over); each run checkpoints every 500 steps and
+resumes there. ``--commit`` commits each finished row's slim metrics.json as it lands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.paper_data import builtin_items
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "auto-study"
+RUNS = Path("/work/runs/auto-study") if Path("/work").is_dir() else ROOT / "runs" / "auto-study"
+CEILING = 4000
+IMAGES_PER_TASK = 3
+# seconds per step, one thread, measured on the 2-core AMD EPYC (64 px; x4 at 128 px): for the plan only
+STEP_SECONDS = {"shallow": 0.07, "skip": 0.07, "medium": 0.13}
+
+# (task, setting name, options, network kind, sizes): both settings at 64 px, the paper's main one at 128 px
+# (all of them at 128 px would take ~28 h of one core, over the ~12 h this study may take)
+SETTINGS: list[tuple[str, str, list[str], str, tuple[int, ...]]] = [
+    ("denoise", "sigma15", ["--sigma", "15"], "shallow", (64,)),
+    ("denoise", "sigma25", ["--sigma", "25"], "shallow", (64, 128)),
+    ("inpaint", "hiar0.1", ["--hiar", "0.1"], "skip", (64,)),
+    ("inpaint", "hiar0.25", ["--hiar", "0.25"], "skip", (64, 128)),
+    ("deblur", "noise0.05", ["--noise", "0.05"], "shallow", (64, 128)),
+    ("deblur", "noise0.1", ["--noise", "0.1"], "shallow", (64,)),
+    ("mri", "4x", ["--acceleration", "4"], "medium", (64,)),
+    ("mri", "8x", ["--acceleration", "8"], "medium", (64,)),
+    ("mri", "4x-sigma5", ["--acceleration", "4", "--sigma", "5"], "medium", (64,)),
+    ("ct", "18views", ["--views", "18"], "medium", (64,)),
+    ("ct", "30views", ["--views", "30"], "medium", (64,)),
+    ("ct", "18views-1e5photons", ["--views", "18", "--photons", "1e5"], "medium", (64,)),
+]
+GROUP = {"denoise": "natural", "inpaint": "natural", "deblur": "natural", "mri": "mri", "ct": "ct"}
+OBSERVE = "discrepancy,discrepancy_ema,wmv"
+METHODS = ("aseqdip", "dip")
+KINDS = ("paper", "auto")
+
+
+@dataclass(frozen=True)
+class Row:
+    task: str
+    setting: str
+    options: tuple[str, ...]
+    image: str
+    spec: str
+    size: int
+    method: str
+    kind: str
+    network: str
+
+    @property
+    def ident(self) -> str:
+        return f"{self.task}-{self.setting}-{self.size}px-{self.image}-{self.method}-{self.kind}"
+
+    def command(self, out: Path) -> list[str]:
+        mode = ["--stop", "none", "--observe", OBSERVE] if self.kind == "paper" else ["--stop", "auto"]
+        return [str(ROOT / ".venv" / "bin" / "aseqdip"), "run", "--task", self.task, "--image", self.spec,
+                "--size", str(self.size), *self.options, "--method", self.method, "--iterations", str(CEILING),
+                "--seed", "0", *mode, "--checkpoint-every", "500", "--resume", "--no-progress", "--out", str(out)]
+
+    def estimated_seconds(self) -> float:
+        per_step = STEP_SECONDS[self.network] * (self.size / 64) ** 2
+        steps = CEILING if self.kind == "paper" else CEILING / 6  # auto stops early on most rows (a guess)
+        return per_step * steps * (1.3 if self.kind == "paper" else 1.0)  # observers' cost
+
+
+def plan() -> list[Row]:
+    """Every row: 64 px before 128 px, and each task's first image before its second, so that a partial
+    study covers every task and setting."""
+    rows = []
+    cache = RUNS / "_data"
+    items = {group: builtin_items(group, cache)[:IMAGES_PER_TASK] for group in set(GROUP.values())}
+    for size in (64, 128):
+        for kind in KINDS:
+            for index in range(IMAGES_PER_TASK):
+                for task, setting, options, network, sizes in SETTINGS:
+                    if size not in sizes:
+                        continue
+                    item = items[GROUP[task]][index]
+                    for method in METHODS:
+                        rows.append(Row(task, setting, tuple(options), item.ident, item.spec, size, method, kind,
+                                        network))
+    return rows
+
+
+def done(row: Row, results: Path) -> bool:
+    return (results / row.ident / "metrics.json").is_file()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def claim(row: Row, runs: Path) -> bool:
+    """Take the row's lock (a file holding our pid); a lock of a dead process is taken over."""
+    lock = runs / f"{row.ident}.lock"
+    runs.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and _alive(pid):
+                return False
+            lock.unlink(missing_ok=True)
+            continue
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return True
+    return False
+
+
+def slim(metrics: dict[str, Any]) -> dict[str, Any]:
+    """metrics.json without the per-step curves other than the oracle PSNR (every 10th step)."""
+    out = {k: v for k, v in metrics.items() if k != "history"}
+    history = metrics.get("history", {})
+    out["history"] = {k: history[k] for k in ("psnr", "psnr_iteration") if k in history}
+    return out
+
+
+def git_commit(paths: list[Path], message: str) -> None:
+    for attempt in range(10):
+        add = subprocess.run(["git", "-C", str(ROOT), "add", "--", *map(str, paths)], capture_output=True, text=True)
+        if add.returncode == 0:
+            com = subprocess.run(["git", "-C", str(ROOT), "commit", "-q", "-m", message, "--", *map(str, paths)],
+                                 capture_output=True, text=True)
+            if com.returncode == 0:
+                return
+        time.sleep(2 + attempt)
+    print(f"auto_study: could not commit {message}", file=sys.stderr)
+
+
+def run_row(row: Row, runs: Path, results: Path, commit: bool) -> bool:
+    """Run one row (resuming its checkpoint); store its slim metrics.json in ``results``; True when done."""
+    out = runs / row.ident
+    if not (out / "metrics.json").is_file():
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        log = runs / f"{row.ident}.log"
+        with open(log, "a") as fh:
+            code = subprocess.run(row.command(out), env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
+        if code != 0:
+            print(f"auto_study: {row.ident} failed (exit {code}); see {log}", file=sys.stderr)
+            return False
+    metrics = json.loads((out / "metrics.json").read_text())
+    metrics["study_row"] = {"task": row.task, "setting": row.setting, "image": row.image, "size": row.size,
+                            "method": row.method, "kind": row.kind}
+    target = results / row.ident / "metrics.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(slim(metrics), indent=1))
+    if commit:
+        git_commit([target], f"auto study: {row.ident} ({metrics['psnr']:.2f} dB, {metrics['iterations']} steps)")
+    return True
+
+
+def work(rows: list[Row], runs: Path, results: Path, commit: bool, deadline: float | None) -> None:
+    """One worker: take the next row that is neither done nor locked, until none is left or time is up."""
+    for row in rows:
+        if deadline is not None and time.time() > deadline:
+            return
+        if done(row, results) or not claim(row, runs):
+            continue
+        try:
+            started = time.time()
+            ok = run_row(row, runs, results, commit)
+            print(f"auto_study: {row.ident} {'done' if ok else 'FAILED'} in {time.time() - started:.0f} s", flush=True)
+        finally:
+            (runs / f"{row.ident}.lock").unlink(missing_ok=True)
+
+
+def status(rows: list[Row], runs: Path, results: Path) -> str:
+    finished = [r for r in rows if done(r, results)]
+    running = [r for r in rows if not done(r, results) and (runs / f"{r.ident}.lock").exists()]
+    left = [r for r in rows if not done(r, results)]
+    hours = sum(r.estimated_seconds() for r in left) / 3600
+    lines = [f"{len(finished)} of {len(rows)} rows done, {len(running)} running, {len(left)} left "
+             f"(about {hours:.1f} h of one core; {hours / 2:.1f} h with two runs at a time)"]
+    lines += [f"  running: {r.ident}" for r in running]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="auto_study", description=__doc__.split("\n")[0])
+    p.add_argument("action", choices=("plan", "run", "status", "report"))
+    p.add_argument("--runs", type=Path, default=RUNS, help="where runs write their folders and checkpoints")
+    p.add_argument("--results", type=Path, default=RESULTS, help="where finished rows' slim metrics.json go")
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time (one torch thread each)")
+    p.add_argument("--commit", action="store_true", help="commit each finished row")
+    p.add_argument("--hours", type=float, default=None, help="take no new row after this many hours")
+    p.add_argument("--only", default=None, help="comma-separated substrings a row's id must contain (any of)")
+    args = p.parse_args(argv)
+    rows = plan()
+    if args.only:
+        keys = args.only.split(",")
+        rows = [r for r in rows if any(k in r.ident for k in keys)]
+    if args.action == "plan":
+        for r in rows:
+            print(f"{r.ident:70s} ~{r.estimated_seconds() / 60:5.1f} min")
+        print(status(rows, args.runs, args.results))
+    elif args.action == "status":
+        print(status(rows, args.runs, args.results))
+    elif args.action == "report":
+        from benchmarks.auto_report import write_report
+
+        print(write_report(args.results, rows))
+    else:
+        deadline = None if args.hours is None else time.time() + args.hours * 3600
+        if args.jobs <= 1:
+            work(rows, args.runs, args.results, args.commit, deadline)
+        else:
+            workers = [subprocess.Popen([sys.executable, "-m", "benchmarks.auto_study", "run", "--jobs", "1",
+                                         "--runs", str(args.runs), "--results", str(args.results),
+                                         *(["--commit"] if args.commit else []),
+                                         *(["--hours", str(args.hours)] if args.hours else []),
+                                         *(["--only", args.only] if args.only else [])], cwd=ROOT)
+                       for _ in range(args.jobs)]
+            for w in workers:
+                w.wait()
+        print(status(rows, args.runs, args.results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

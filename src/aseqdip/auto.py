@@ -1,0 +1,89 @@
+"""The default mode, ``--stop auto``: per method, a stopping rule, a ramp and a ceiling, chosen by measurement.
+
+A DIP-family run first fits the image and then the noise, and the step where it is best depends on
+the image, its size, the noise and the task. ``auto`` returns the image a rule chooses without the
+ground truth and stops there, with the budget (``--iterations``, default 4000) as a ceiling:
+
+* rule: the discrepancy principle (stop once the residual over the measured entries reaches the noise
+  level) with the noise level the user gives (``--sure-sigma``) or, by default, *estimated from the
+  measurement* (``physics/noise_level.py``). It never reads the noise level of a simulation: a user
+  with real data does not have it.
+* ramp (aSeqDIP only; none until the study has chosen one): Algorithm 1 at a larger learning rate for its
+  first steps, then the paper's. The fixed point is unchanged.
+
+``auto`` is opt-in (``--stop auto``) until the study of issue 18 (``benchmarks/auto_study.py``) has
+measured it on every task; ``--stop none``, the paper's fixed budget, stays the default until then. The figures behind these choices, and what each
+rule and ramp achieved, are in docs/auto.md and ``benchmarks/auto_study.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from .rules import OutputRule
+
+
+@dataclass(frozen=True)
+class AutoChoice:
+    """What ``auto`` means for one method: keyword arguments it sets (unless the user set them) and the rule."""
+
+    method: dict[str, Any] = field(default_factory=dict)
+    rule: OutputRule = OutputRule(stop="none")
+
+
+DISCREPANCY = OutputRule(stop="discrepancy", noise="estimate")
+# aSeqDIP's ramp: none yet. A pilot on tuning images (rocket, immunohistochemistry, CT_small, MR_small;
+# docs/auto.md) found that 25-200 steps at 1e-3 climb above z_0 within 10-45 steps but lower the peak
+# (rocket denoising 30.36 -> 25.7-28.9 dB, CT 1000-step 30.3 -> 26.9); 100 steps at 3e-4 kept the peak
+# (30.58 dB @90 against 30.36 @150) and is the candidate the study has to confirm on every task.
+ASEQDIP_RAMP: dict[str, float] = {}
+
+CHOICES: dict[str, AutoChoice] = {
+    "aseqdip": AutoChoice(method=ASEQDIP_RAMP, rule=DISCREPANCY),
+    "dip": AutoChoice(rule=DISCREPANCY),
+    "tvdip": AutoChoice(rule=DISCREPANCY),
+    "sgld": AutoChoice(rule=DISCREPANCY),
+    "selfguided": AutoChoice(rule=DISCREPANCY),
+    "refguided": AutoChoice(rule=DISCREPANCY),
+}
+# esdip stops by its own rule, rethinking trains on SURE, cs and fbp have no iterations to choose from:
+# for them auto is the method as published.
+AS_PUBLISHED = AutoChoice()
+
+
+def choice_for(method_name: str) -> AutoChoice:
+    """The ``auto`` choice of a method (the method as published when no rule applies to it)."""
+    return CHOICES.get(method_name, AS_PUBLISHED)
+
+
+def resolve(method_name: str, rule: OutputRule) -> tuple[dict[str, Any], OutputRule]:
+    """(method keyword arguments, concrete rule) for a rule that may say ``stop="auto"``.
+
+    The user's own rule settings (``sigma``, ``tau``, ``ema``, ``observe``, ``every``) carry over onto the
+    auto rule; a concrete ``stop`` is returned unchanged with no method settings.
+    """
+    if rule.stop != "auto":
+        return {}, rule
+    chosen = choice_for(method_name)
+    carried = {name: getattr(rule, name) for name in ("sigma", "tau", "ema", "observe", "every", "halt", "seed")}
+    if chosen.rule.stop == "none" and rule.ema is None:
+        carried.pop("ema")
+    concrete = dataclasses.replace(chosen.rule, **carried)
+    if concrete.sigma is not None:
+        concrete = dataclasses.replace(concrete, noise="estimate")  # a given sigma wins over both sources
+    return dict(chosen.method), concrete
+
+
+def apply_to(method: Any, settings: dict[str, Any]) -> Any:
+    """A copy of ``method`` with auto's settings where the method still has its published default (0 steps)."""
+    if not settings:
+        return method
+    if any(getattr(method, name, 0) for name in ("ramp", "warmup")):
+        return method  # the user chose a ramp or warm-up: keep it
+    out = copy.copy(method)
+    for name, value in settings.items():
+        setattr(out, name, value)
+    return out

@@ -1,0 +1,180 @@
+"""The noise level of a measurement, in one place: given by the user, read from a noise model, or estimated.
+
+The discrepancy principle and SURE compare a residual with the noise std ``sigma`` per measured real
+entry, in the units of y. :func:`noise_level` resolves it and says where it came from:
+
+* ``given``: the user's value (``--sure-sigma``, 0-255 scale, or a value in data units from Python);
+* ``model``: the physics' Gaussian noise model. Only a simulation has one with the true sigma, so the
+  ``auto`` mode never reads it (a user with real data does not have it);
+* ``estimate``: estimated from y alone, dispatched on the operator (:func:`estimate_noise`):
+
+  - image-shaped y (denoising, deblurring, any operator whose y is an image): the wavelet
+    median-absolute-deviation estimate of Donoho and Johnstone (Biometrika 1994) on the finest diagonal
+    detail, by scikit-image's ``estimate_sigma``;
+  - y with unmeasured pixels (inpainting): the same MAD idea on the Haar diagonal detail of the 2x2
+    blocks whose four pixels were all measured (scikit-image's estimator would count the hole's edges
+    and the zeros; no library handles missing pixels, hence this small estimator);
+  - multi-coil k-space: MAD of the real and imaginary parts of the sampled entries in the outer corners
+    of k-space, where an image's spectrum has decayed and white noise has not;
+  - a post-log CT sinogram: with the incident photon count I0 known (a setting of the acquisition, not
+    of the truth), the delta-method model Var p_i = exp(k p_i) / (k^2 I0) averaged over the rays; without
+    it, MAD of the second difference along the detector, where a sinogram is smooth.
+
+The MAD of a zero-mean Gaussian is 0.6745 sigma, and the median ignores the minority of entries where
+the signal leaks in (edges), which is why these estimates are robust to image content.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import singledispatch
+from typing import Any
+
+import deepinv as dinv
+import numpy as np
+import torch
+
+MAD_TO_SIGMA = 1.0 / 0.6744897501960817  # sigma of a standard normal over its median absolute deviation
+SOURCES = ("given", "model", "estimate")
+
+
+@dataclass(frozen=True)
+class NoiseLevel:
+    """sigma (std per measured real entry, data units), where it came from, and how it was found."""
+
+    sigma: float
+    source: str
+    how: str
+
+    def describe(self) -> dict[str, Any]:
+        return {"sigma": self.sigma, "source": self.source, "how": self.how}
+
+
+def model_sigma(physics: Any) -> float | None:
+    """sigma of the physics' Gaussian noise model (one value for the whole measurement), or None."""
+    model = getattr(getattr(physics, "inner", physics), "noise_model", None)
+    if not isinstance(model, dinv.physics.GaussianNoise):
+        return None
+    sigma = torch.as_tensor(model.sigma, dtype=torch.float32).flatten()
+    if sigma.numel() == 0 or not bool((sigma == sigma[0]).all()) or not float(sigma[0]) > 0:
+        return None
+    return float(sigma[0])
+
+
+def noise_level(physics: Any, y: torch.Tensor, *, given: float | None = None, prefer: str = "model",
+                hint: dict[str, Any] | None = None) -> NoiseLevel:
+    """The noise level of ``y``: ``given`` when set, else the model (``prefer="model"``) or the estimate.
+
+    ``prefer="model"`` falls back to the estimate when the physics has no Gaussian noise model;
+    ``prefer="estimate"`` never reads the model. ``hint`` holds acquisition settings an estimator may use
+    (the CT task's incident photons and attenuation per pixel).
+    """
+    if given is not None:
+        if not (math.isfinite(given) and given > 0):
+            raise ValueError(f"the noise level must be a positive number, got {given:g}")
+        return NoiseLevel(float(given), "given", "given by the user")
+    if prefer == "model":
+        sigma = model_sigma(physics)
+        if sigma is not None:
+            return NoiseLevel(sigma, "model", "the physics' Gaussian noise model")
+    elif prefer != "estimate":
+        raise ValueError(f"prefer must be 'model' or 'estimate', got {prefer!r}")
+    with torch.no_grad():
+        sigma, how = estimate_noise(getattr(physics, "inner", physics), y.detach(), hint or {})
+    return NoiseLevel(float(sigma), "estimate", how)
+
+
+@singledispatch
+def estimate_noise(physics: Any, y: torch.Tensor, hint: dict[str, Any]) -> tuple[float, str]:
+    """(sigma, how) estimated from y alone; the default treats an image-shaped y as a noisy image."""
+    if torch.is_complex(y) or y.dim() != 4:
+        raise ValueError(f"no noise estimator for {type(physics).__name__} measurements of shape {tuple(y.shape)}")
+    return wavelet_mad(y), "wavelet MAD of y (Donoho-Johnstone, scikit-image estimate_sigma)"
+
+
+def wavelet_mad(y: torch.Tensor) -> float:
+    """Mean over the batch and channels of scikit-image's wavelet MAD estimate for (B, C, H, W) images."""
+    from skimage.restoration import estimate_sigma
+
+    arr = y.detach().float().cpu().numpy()
+    values = [estimate_sigma(channel.astype(np.float64)) for image in arr for channel in image]
+    return float(np.mean(values))
+
+
+@estimate_noise.register(dinv.physics.Inpainting)
+def _masked_image(physics: Any, y: torch.Tensor, hint: dict[str, Any]) -> tuple[float, str]:
+    mask = (physics.mask != 0).to(y.device).expand(y.shape)
+    return masked_haar_mad(y, mask), "MAD of the Haar diagonal detail over fully measured 2x2 blocks of y"
+
+
+def masked_haar_mad(y: torch.Tensor, measured: torch.Tensor) -> float:
+    """MAD estimate of sigma from d = (a - b - c + e) / 2 on 2x2 blocks whose four pixels were measured.
+
+    For white noise d has std sigma whatever the block offset; all four offsets are used, so a sparse
+    random mask still gives enough blocks. Falls back to horizontal and vertical pairs, (a - b) / sqrt(2),
+    when fewer than 64 blocks are complete.
+    """
+    y, m = y.float(), measured.bool()
+    a, b, c, e = y[..., :-1, :-1], y[..., :-1, 1:], y[..., 1:, :-1], y[..., 1:, 1:]
+    full = m[..., :-1, :-1] & m[..., :-1, 1:] & m[..., 1:, :-1] & m[..., 1:, 1:]
+    detail = ((a - b - c + e) / 2.0)[full]
+    if detail.numel() < 64:
+        pairs_h = ((y[..., :, :-1] - y[..., :, 1:]) / math.sqrt(2.0))[m[..., :, :-1] & m[..., :, 1:]]
+        pairs_v = ((y[..., :-1, :] - y[..., 1:, :]) / math.sqrt(2.0))[m[..., :-1, :] & m[..., 1:, :]]
+        detail = torch.cat([pairs_h, pairs_v])
+    if detail.numel() == 0:
+        raise ValueError("too few measured neighbouring pixels to estimate the noise; give the noise level")
+    return float(detail.abs().median()) * MAD_TO_SIGMA
+
+
+@estimate_noise.register(dinv.physics.MultiCoilMRI)
+def _kspace(physics: Any, y: torch.Tensor, hint: dict[str, Any]) -> tuple[float, str]:
+    # y is (B, 2, coils, H, W) with centred k-space; the mask (B, 2, H, W) is shared by the coils
+    measured = (physics.mask[:, :, None] != 0).to(y.device).expand(y.shape)
+    return kspace_corner_mad(y, measured), "MAD of the sampled k-space entries in the outer corners (real and imaginary)"
+
+
+def kspace_corner_mad(y: torch.Tensor, measured: torch.Tensor, fraction: float = 0.25) -> float:
+    """MAD estimate from sampled entries with |k_y| and |k_x| both in the outer ``fraction`` of k-space.
+
+    The corner widens (to half of each axis) until it holds at least 256 sampled entries.
+    """
+    h, w = y.shape[-2:]
+    while True:
+        rows = torch.zeros(h, dtype=torch.bool, device=y.device)
+        cols = torch.zeros(w, dtype=torch.bool, device=y.device)
+        rh, rw = max(1, int(h * fraction / 2)), max(1, int(w * fraction / 2))
+        rows[:rh], rows[h - rh:], cols[:rw], cols[w - rw:] = True, True, True, True
+        corner = measured & rows[:, None] & cols[None, :]
+        if int(corner.sum()) >= 256 or fraction >= 0.5:
+            break
+        fraction = min(0.5, fraction * 1.5)
+    values = y[corner]
+    if values.numel() == 0:
+        raise ValueError("no sampled k-space entry in the outer corners to estimate the noise; give the noise level")
+    return float(values.abs().median()) * MAD_TO_SIGMA
+
+
+@estimate_noise.register(dinv.physics.Tomography)
+def _sinogram(physics: Any, y: torch.Tensor, hint: dict[str, Any]) -> tuple[float, str]:
+    photons, per_pixel = hint.get("photons"), hint.get("attenuation_per_pixel")
+    if per_pixel is None and hint.get("mu_at_one_per_cm") and hint.get("pixel_mm"):  # the ct task's settings
+        per_pixel = hint["mu_at_one_per_cm"] * hint["pixel_mm"] / 10.0
+    if photons and per_pixel:
+        variance = torch.exp(per_pixel * y.double()) / (per_pixel**2 * photons)
+        return float(variance.mean().sqrt()), "post-log Poisson model exp(k p) / (k^2 I0) from the incident photons"
+    second = (y[..., :-2, :] - 2.0 * y[..., 1:-1, :] + y[..., 2:, :]) / math.sqrt(6.0)  # along the detector
+    return float(second.abs().median()) * MAD_TO_SIGMA, "MAD of the sinogram's second difference along the detector"
+
+
+def realised_noise(physics: Any, y: torch.Tensor, x_true: torch.Tensor, measured: torch.Tensor) -> float:
+    """RMS of y - A x_true over the measured entries: the noise actually drawn (needs the truth: an oracle)."""
+    with torch.no_grad():
+        diff = (y - physics.A(x_true.to(y.device))).float()
+    mask = measured.to(diff.device).expand(diff.shape)
+    return float(diff[mask].square().mean().sqrt())
+
+
+__all__ = ["NoiseLevel", "SOURCES", "estimate_noise", "masked_haar_mad", "model_sigma",
+           "noise_level", "realised_noise", "wavelet_mad"]

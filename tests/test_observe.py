@@ -1,0 +1,83 @@
+"""Rules as observers, the noise level in one place, and aSeqDIP's ramp options (issue 18)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from aseqdip import rules
+from aseqdip.io import load_image
+from aseqdip.methods import ASeqDIP, VanillaDIP
+from aseqdip.nets import UNet
+from aseqdip.physics.holdout import measured_entries
+from aseqdip.physics.noise_level import masked_haar_mad, noise_level, realised_noise
+from aseqdip.tasks import Denoise, Inpaint
+
+
+def small_unet(in_channels: int, out_channels: int, generator: torch.Generator | None = None) -> UNet:
+    return UNet(in_channels, out_channels, (16, 32), generator)
+
+
+def dip(iterations: int = 200) -> VanillaDIP:
+    return VanillaDIP(iterations=iterations, lr=1e-2, network=small_unet, precision="fp32", device="cpu", seed=0)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return Denoise(25).simulate(load_image("skimage:camera", size=32), seed=0)
+
+
+def test_an_observed_rule_picks_the_step_the_same_rule_stops_at(problem):
+    sigma = 25 / 255
+    halted = rules.reconstruct(dip(), problem.y, problem.physics, rules.OutputRule(stop="discrepancy", sigma=sigma))
+    watched = rules.reconstruct(dip(), problem.y, problem.physics,
+                                rules.OutputRule(stop="none", sigma=sigma, observe=("discrepancy", "wmv")),
+                                monitor=problem.psnr)
+    seen = watched.info["observed"]["discrepancy"]
+    assert halted.iterations < 200  # the rule stopped the run ...
+    assert watched.iterations == 200  # ... while observing it let the run reach the ceiling
+    assert seen["stopped"] and seen["steps"] == seen["iteration_returned"] == halted.iteration_returned
+    assert seen["psnr"] == pytest.approx(float(problem.psnr(halted.image)), abs=1e-4)
+    assert watched.iteration_returned == 200 and watched.rule == "last"  # observers never choose the output
+
+
+@pytest.mark.parametrize("name, sigma", [("camera", 25), ("astronaut", 15)])
+def test_the_noise_estimate_is_within_10_percent_on_a_real_image(name, sigma):
+    p = Denoise(sigma).simulate(load_image(f"skimage:{name}", size=128), seed=0)
+    level = noise_level(p.physics, p.y, prefer="estimate")
+    true = realised_noise(p.physics, p.y, p.x_true, measured_entries(p.physics, p.y))
+    assert level.source == "estimate"
+    assert abs(level.sigma / true - 1) < 0.10
+
+
+def test_the_masked_estimate_ignores_missing_pixels():
+    x = load_image("skimage:camera", size=128)  # on a 64 px astronaut the texture biased it up by 31%
+    p = Inpaint(mask="random", missing=0.5, sigma=10).simulate(x, seed=1)
+    measured = measured_entries(p.physics, p.y)
+    true = realised_noise(p.physics, p.y, p.x_true, measured)
+    assert abs(masked_haar_mad(p.y, measured) / true - 1) < 0.15
+
+
+def test_the_model_is_read_only_when_asked(problem):
+    assert noise_level(problem.physics, problem.y).source == "model"
+    assert noise_level(problem.physics, problem.y, prefer="estimate").source == "estimate"
+    assert noise_level(problem.physics, problem.y, given=0.1).sigma == 0.1
+
+
+def test_the_ramp_changes_only_the_first_steps_learning_rate(problem):
+    method = ASeqDIP(iterations=6, ramp=4, ramp_lr=1e-3, network=small_unet, precision="fp32", device="cpu")
+    assert [method.learning_rate(i) for i in (0, 3, 4, 5)] == [1e-3, 1e-3, 1e-4, 1e-4]
+    ramped = method.reconstruct(problem.y, problem.physics)
+    plain = ASeqDIP(iterations=6, network=small_unet, precision="fp32", device="cpu").reconstruct(
+        problem.y, problem.physics)
+    assert not torch.equal(ramped.image, plain.image)
+
+
+def test_auto_resolves_to_the_discrepancy_principle_on_the_estimate(problem):
+    from aseqdip.auto import resolve
+
+    _, rule = resolve("dip", rules.OutputRule(stop="auto"))
+    assert rule.stop == "discrepancy" and rule.noise == "estimate"
+    result = rules.reconstruct(dip(), problem.y, problem.physics, rules.OutputRule(stop="auto"))
+    assert result.info["noise"]["source"] == "estimate" and result.rule == "discrepancy"
+    assert resolve("cs", rules.OutputRule(stop="auto"))[1].stop == "none"
