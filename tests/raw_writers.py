@@ -31,6 +31,7 @@ class Readout(NamedTuple):
     center_sample: int
     average: int = 0
     partition: int = 0
+    calibration: bool = False  # a parallel-imaging reference line only (ISMRMRD calibration flag, twix PATREFSCAN)
 
 
 class Scan(NamedTuple):
@@ -43,10 +44,11 @@ class Scan(NamedTuple):
     slices: int = 1
     partitions: int = 1  # > 1: a 3-D scan (to be refused)
     trajectory: str = "cartesian"  # or "radial" (to be refused)
+    centre_counter: int | None = None  # the line counter of the k-space centre (default lines // 2)
 
     @property
     def center_line(self) -> int:
-        return self.lines // 2
+        return self.lines // 2 if self.centre_counter is None else self.centre_counter
 
 
 def centred_fft2(x: np.ndarray) -> np.ndarray:
@@ -66,7 +68,7 @@ def oversampled_kspace(coil_images: np.ndarray, oversampling: int = 2) -> np.nda
 
 
 def cartesian_readouts(kspace: np.ndarray, scan: Scan, columns: list[int] | None = None, window: slice | None = None,
-                       average: int = 0) -> list[Readout]:
+                       average: int = 0, calibration: bool = False) -> list[Readout]:
     """Readouts of (slices, coils, X, W) k-space: every listed column of every slice, samples ``window`` of X."""
     window = window or slice(0, kspace.shape[-2])
     columns = list(range(kspace.shape[-1])) if columns is None else columns
@@ -75,7 +77,8 @@ def cartesian_readouts(kspace: np.ndarray, scan: Scan, columns: list[int] | None
         for j in columns:
             out.append(Readout(slice=s, line=j - scan.lines // 2 + scan.center_line,
                                data=kspace[s, :, window, j].astype(np.complex64),
-                               center_sample=kspace.shape[-2] // 2 - window.start, average=average))
+                               center_sample=kspace.shape[-2] // 2 - window.start, average=average,
+                               calibration=calibration))
     return out
 
 
@@ -129,6 +132,8 @@ def write_ismrmrd(path: Path, scan: Scan, readouts: list[Readout], noise: np.nda
             acq.idx.kspace_encode_step_2 = r.partition
             acq.idx.slice = r.slice
             acq.idx.average = r.average
+            if r.calibration:
+                acq.set_flag(ismrmrd.ACQ_IS_PARALLEL_CALIBRATION)
             acq.sample_time_us = dwell_us
             acq.scan_counter = counter = counter + 1
             dataset.append_acquisition(acq)
@@ -191,7 +196,7 @@ def write_twix_ve(path: Path, scan: Scan, readouts: list[Readout], noise: np.nda
 
     header = np.frombuffer(twix_protocol(scan), dtype="S1")
     noise_blocks = [block(n, None, ("NOISEADJSCAN",)) for n in _noise_blocks(noise, noise_readout)]
-    images = [block(r.data, r, ()) for r in readouts]
+    images = [block(r.data, r, ("PATREFSCAN",) if r.calibration else ()) for r in readouts]
     if separate_noise and noise_blocks:
         scans = [{"hdr_str": header, "mdb": [*noise_blocks, acqend()]}, {"hdr_str": header, "mdb": [*images, acqend()]}]
     else:
@@ -219,7 +224,7 @@ def write_twix_vb(path: Path, scan: Scan, readouts: list[Readout], noise: np.nda
 
     parts = [twix_protocol(scan, min_length=10240)]
     parts += [blocks(n, None, ("NOISEADJSCAN",)) for n in _noise_blocks(noise, noise_readout)]
-    parts += [blocks(r.data, r, ()) for r in readouts]
+    parts += [blocks(r.data, r, ("PATREFSCAN",) if r.calibration else ()) for r in readouts]
     end = mdh_def.VB17_header()
     mdh_def.add_flag(end, "ACQEND")
     parts.append(bytes(end) + b"\x00" * 16)

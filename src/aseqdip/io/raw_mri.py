@@ -65,7 +65,7 @@ def sniff_kspace_format(path: str | Path) -> str:
                     return ISMRMRD
                 found = ", ".join(sorted(hf.keys())) or "nothing"
         except OSError as exc:  # truncated or corrupt
-            raise UserInputError(f"{path}: could not read the HDF5 file ({exc})") from None
+            raise UserInputError(f"{path}: could not read the HDF5 file, truncated or corrupt ({exc})") from None
         raise UserInputError(f"{path}: no 'kspace' dataset (fastMRI) nor ISMRMRD 'dataset' group (found {found})")
     if is_twix(path):
         return TWIX
@@ -81,7 +81,7 @@ def read_measured_kspace(path: str | Path, slice_index: int | None = None, prewh
         try:
             result = _raw(Path(path), kind, slice_index, prewhiten_data)
         except OSError as exc:  # an HDF5 file that breaks off while its records are read
-            raise UserInputError(f"{path}: could not read the file ({exc}); truncated or corrupt?") from None
+            raise UserInputError(f"{path}: could not read the file, truncated or corrupt ({exc})") from None
     result.facts["format"] = result.facts.get("format", kind)
     if not torch.isfinite(torch.view_as_real(result.kspace)).all():
         raise UserInputError(f"{path}: slice {result.slice_index} of the k-space contains NaN or infinite values")
