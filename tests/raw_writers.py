@@ -111,7 +111,7 @@ def ismrmrd_header(scan: Scan) -> str:
 
 
 def write_ismrmrd(path: Path, scan: Scan, readouts: list[Readout], noise: np.ndarray | None = None,
-                  noise_readout: int = 128, dwell_us: float = 5.0) -> Path:
+                  noise_readout: int = 128, dwell_us: float = 5.0, noise_dwell_us: float | None = None) -> Path:
     """An ISMRMRD file: header, noise readouts (``noise`` (coils, n) cut into readouts) first, then ``readouts``."""
     import ismrmrd
 
@@ -123,7 +123,7 @@ def write_ismrmrd(path: Path, scan: Scan, readouts: list[Readout], noise: np.nda
             for start in range(0, noise.shape[1], noise_readout):
                 acq = ismrmrd.Acquisition.from_array(noise[:, start : start + noise_readout].astype(np.complex64))
                 acq.set_flag(ismrmrd.ACQ_IS_NOISE_MEASUREMENT)
-                acq.sample_time_us = dwell_us
+                acq.sample_time_us = dwell_us if noise_dwell_us is None else noise_dwell_us
                 acq.scan_counter = counter = counter + 1
                 dataset.append_acquisition(acq)
         for r in readouts:

@@ -115,6 +115,17 @@ def test_noise_scan_prewhitening_gives_identity_noise_covariance(tmp_path, phant
     assert np.abs(plain_cov / PSI[0, 0] - np.eye(COILS)).max() > 0.5
 
 
+def test_a_noise_scan_at_another_bandwidth_is_scaled_to_the_image_readouts(tmp_path, phantom):
+    """Noise variance grows with the sampling bandwidth (1 / dwell time): a scan sampled twice as slowly (dwell
+    10 us against 5 us) saw half the variance the image readouts see."""
+    noise_scan = correlated_noise(PSI, (4096,), np.random.default_rng(7))
+    readouts = cartesian_readouts(phantom.kspace_os, phantom.scan)
+    same = read_measured_kspace(write_ismrmrd(tmp_path / "same.h5", phantom.scan, readouts, noise=noise_scan))
+    slow = read_measured_kspace(write_ismrmrd(tmp_path / "slow.h5", phantom.scan, readouts, noise=noise_scan,
+                                              dwell_us=5.0, noise_dwell_us=10.0))
+    assert np.allclose(slow.noise.covariance, 2 * same.noise.covariance) and "dwell" in slow.noise.note
+
+
 def test_noise_without_a_noise_scan_is_estimated_from_the_kspace_corners(tmp_path, phantom):
     variances = 0.05**2 * np.array([1.0, 1.6, 0.7, 1.2])
     kspace_os, _ = noisy_scan(phantom, np.random.default_rng(3))
