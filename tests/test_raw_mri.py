@@ -219,16 +219,24 @@ def test_given_maps_are_prewhitened_with_the_data_and_the_noise_level_is_on_the_
     path = write_ismrmrd(tmp_path / "scan.h5", phantom.scan, cartesian_readouts(kspace_os, phantom.scan),
                          noise=noise_scan)
     np.save(tmp_path / "maps.npy", phantom.maps.astype(np.complex64))
-    argv = ["reconstruct", "--task", "mri", "--kspace", str(path), "--maps", str(tmp_path / "maps.npy"),
-            "--out", str(tmp_path / "unused")]
+    argv = ["reconstruct", "--task", "mri", "--kspace", str(path), "--slice", "0", "--maps",
+            str(tmp_path / "maps.npy"), "--out", str(tmp_path / "unused")]
     problem = MRI.from_measurement(build_parser().parse_args(argv))
-    whitening = read_measured_kspace(path).whitening
+    whitening = read_measured_kspace(path, 0).whitening
     expected = np.einsum("ij,jhw->ihw", whitening, phantom.maps)
+    expected /= np.sqrt((np.abs(expected) ** 2).sum(0))
     assert np.allclose(problem.physics.coil_maps[0].numpy(), expected, atol=1e-5)
+    # the whitened maps describe the whitened data: S'^H F^H y_full is the phantom weighted by |L^{-1} S|, plus the
+    # whitened noise, which the unit-norm maps carry into the image with unit variance per pixel
+    image = problem.x_true[0, 0].numpy() + 1j * problem.x_true[0, 1].numpy()
+    weight = np.sqrt((np.abs(np.einsum("ij,jhw->ihw", whitening, phantom.maps)) ** 2).sum(0))
+    truth = (phantom.coil[0] * phantom.maps.conj()).sum(0)  # S^H S x = x: the birdcage maps have sum |S|^2 = 1
+    error = image * problem.settings["kspace_scale"] - weight * truth
+    assert abs(np.linalg.norm(error) / np.sqrt(H * W) - 1) < 0.15 and np.linalg.norm(weight * truth) > 250
     assert "prewhitened like the data" in problem.settings["maps"]
     assert problem.noise_sigma == problem.settings["noise_sigma"] > 0
     plain = MRI.from_measurement(build_parser().parse_args([*argv, "--no-prewhiten"]))
-    sigma = np.sqrt(np.real(np.trace(read_measured_kspace(path).noise.covariance)) / COILS / 2)
+    sigma = np.sqrt(np.real(np.trace(read_measured_kspace(path, 0).noise.covariance)) / COILS / 2)
     assert plain.settings["prewhitened"] is False
     assert np.isclose(plain.noise_sigma, sigma / plain.settings["kspace_scale"], rtol=1e-6)
 

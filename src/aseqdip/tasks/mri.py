@@ -195,10 +195,9 @@ class MRI(Task):
         if args.maps is not None:
             maps = _load_maps(args.maps, (coils, h, w))
             settings["maps"] = f"from {args.maps}"
-            if data.whitening is not None:  # the coils were prewhitened: so are their sensitivities, S' = L^{-1} S
-                whitening = torch.from_numpy(data.whitening.astype(np.complex64))
-                maps = torch.einsum("ij,bjhw->bihw", whitening, maps)
-                settings["maps"] += ", prewhitened like the data"
+            if data.whitening is not None:
+                maps = _whiten_maps(maps, data.whitening)
+                settings["maps"] += ", prewhitened like the data (L^{-1} S, normalised to sum |S|^2 = 1)"
         else:
             acs = auto_calibration_width(columns)
             if acs < ESPIRIT_MIN_CALIB:
@@ -237,6 +236,17 @@ class MRI(Task):
         problem.noise_sigma = noise_sigma
         problem.extra_outputs = _diagnostics(y, data)
         return problem
+
+
+def _whiten_maps(maps: torch.Tensor, whitening: np.ndarray) -> torch.Tensor:
+    """Sensitivities of the prewhitened coils: L^{-1} S, normalised so sum_c |S_c|^2 = 1 where they are non-zero.
+
+    The whitened coils see the object through L^{-1} S; normalising keeps S^H F^H y an image of the object (as
+    ESPIRiT's unit-norm maps of the whitened data do) rather than one weighted by S^H Psi^{-1} S.
+    """
+    whitened = torch.einsum("ij,bjhw->bihw", torch.from_numpy(whitening.astype(np.complex64)), maps)
+    norm = whitened.abs().square().sum(dim=1, keepdim=True).sqrt()
+    return torch.where(norm > 0, whitened / norm.clamp_min(1e-30), torch.zeros_like(whitened))
 
 
 def _record_noise(settings: dict[str, Any], data: Any, scale: float) -> float | None:
