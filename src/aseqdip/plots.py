@@ -38,3 +38,33 @@ def psnr_curve(path: Path, history: dict[str, list[float]], *, title: str, retur
     plt.close(fig)
     atomic_write(Path(path), lambda f: f.write(buf.getvalue()))
     return True
+
+
+def noise_covariance_figure(path: Path, covariance: "np.ndarray", *, title: str) -> None:
+    """The coil noise covariance as two heat maps: |Psi| and the correlation |Psi_ij| / sqrt(Psi_ii Psi_jj).
+
+    A user sees at a glance whether every coil was read (no empty row), how unequal their noise levels
+    are (the diagonal) and how strongly neighbouring coils share noise (off the diagonal).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    cov = np.asarray(covariance)
+    diag = np.sqrt(np.clip(np.real(np.diag(cov)), 1e-30, None))
+    correlation = np.abs(cov) / (diag[:, None] * diag[None, :])
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.6), dpi=120)
+    for ax, data, label in ((axes[0], np.abs(cov), "|covariance|"), (axes[1], correlation, "|correlation|")):
+        shown = ax.imshow(data, cmap="viridis", vmin=0, vmax=1 if data is correlation else None)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("coil")
+        ax.set_ylabel("coil")
+        fig.colorbar(shown, ax=ax, fraction=0.046)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write(Path(path), lambda f: f.write(buf.getvalue()))

@@ -80,6 +80,8 @@ def save_run(out: StagedOutput, problem: Problem, method_name: str, hyper: dict[
     write_png(out.path("measurement.png"), to_numpy_image(problem.to_image(problem.x0.cpu())))
     if problem.x_true is not None:
         write_png(out.path("ground_truth.png"), to_numpy_image(problem.to_image(problem.x_true.cpu())))
+    for name, write in problem.extra_outputs.items():  # the task's own diagnostics of its data
+        write(out.path(name))
     psnr_curve(out.path("psnr_curve.png"), result.history,
                title=f"{method_name} on {problem.task}: PSNR against iteration (oracle monitor, not used to choose)",
                returned_iteration=result.iteration_returned, measurement_psnr=metrics.get("psnr_measurement"))

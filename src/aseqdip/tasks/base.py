@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -30,6 +31,10 @@ class Problem:
     ``x0`` is the task's simple reconstruction (the noisy image, zero-filled A^H y, FBP): the baseline
     every method must beat, and aSeqDIP's z_0. ``to_image`` maps any estimate to the [0, 1] image that
     metrics and PNGs use (a clip for natural images, a normalised magnitude for MRI).
+
+    ``noise_sigma`` is the noise std per real entry of ``y`` in data units (deepinv's ``GaussianNoise``
+    sigma), when the task knows it from the data (measured MRI: noise scan or k-space background).
+    ``extra_outputs`` maps a file name to a function writing that file (diagnostic figures of the data).
     """
 
     task: str
@@ -40,6 +45,8 @@ class Problem:
     settings: dict[str, Any] = field(default_factory=dict)
     to_image: Callable[[torch.Tensor], torch.Tensor] = clip01
     measurement_label: str = "measurement"
+    noise_sigma: float | None = None
+    extra_outputs: dict[str, Callable[[Path], None]] = field(default_factory=dict)
 
     def psnr(self, x: torch.Tensor) -> torch.Tensor:
         """PSNR of ``x`` against the ground truth, on the task's display images (torch, no sync)."""

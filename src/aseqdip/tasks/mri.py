@@ -4,8 +4,10 @@ Two sources of data:
 
 * ``simulate``: a real magnitude image (DICOM, PNG ...) becomes a complex image with a smooth synthetic
   phase, seen by simulated birdcage coils. This is a simulation, not raw scanner data.
-* ``from_measurement``: one slice of a fastMRI multi-coil HDF5 file, undersampled here, with ESPIRiT
-  maps estimated from the auto-calibration lines. The reference is the fully sampled coil-combined image.
+* ``from_measurement``: one slice of measured multi-coil k-space (fastMRI, ISMRMRD/MRD or Siemens twix,
+  ``io.raw_mri``), prewhitened with the file's noise scan when it has one, undersampled here when fully
+  sampled (the reference is then the fully sampled coil-combined image) or reconstructed with its own
+  pattern, with ESPIRiT maps estimated from the auto-calibration lines.
 
 Metrics are on the magnitude divided by the reference's maximum, over the central 320x320 crop (the
 whole image when smaller), as fastMRI evaluates.
@@ -23,7 +25,8 @@ import torch
 
 from ..errors import UserInputError
 from ..io.images import load_npy
-from ..physics.mri import MagnitudeImage, birdcage_maps, center_crop, espirit_maps, magnitude, smooth_phase, with_phase
+from ..physics.mri import (MagnitudeImage, birdcage_maps, center_crop, espirit_maps, magnitude, smooth_phase,
+                           to_complex, with_phase)
 from ..physics.mri_masks import (SAMPLINGS, CartesianMask, auto_calibration_width, cartesian_mask,
                                   default_center_fraction)
 from .base import Problem, Task
@@ -99,12 +102,16 @@ class MRI(Task):
 
     @classmethod
     def add_reconstruct_arguments(cls, group: argparse._ArgumentGroup) -> None:
-        group.add_argument("--kspace", default=None, help="mri: fastMRI multi-coil .h5 file (fully sampled, or a "
-                                                          "test file with its own mask)")
+        group.add_argument("--kspace", default=None,
+                           help="mri: multi-coil k-space, told apart by content: fastMRI .h5, ISMRMRD/MRD .h5 or "
+                                "Siemens twix .dat (fully sampled: undersampled here; undersampled: its own pattern)")
         group.add_argument("--slice", type=int, default=None, help="mri: slice index in the file (default: middle)")
         cls._sampling_arguments(group)
         group.add_argument("--maps", default=None, help="mri: coil maps as a complex .npy of shape (coils, H, W) "
                                                         "(default: ESPIRiT from the auto-calibration lines)")
+        group.add_argument("--no-prewhiten", action="store_true",
+                           help="mri: keep the coils as recorded (default: prewhiten with the file's noise scan, "
+                                "when it has one)")
 
     def settings(self) -> dict[str, Any]:
         fraction = default_center_fraction(self.acceleration) if self.center_fraction is None else self.center_fraction
@@ -152,36 +159,45 @@ class MRI(Task):
                                 f"the central {min(h, 320)}x{min(w, 320)}")
         return problem
 
-    # ---- raw k-space from a fastMRI file ---------------------------------------------------------
+    # ---- measured k-space: fastMRI, ISMRMRD/MRD or Siemens twix -------------------------------------
     @classmethod
     def from_measurement(cls, args: argparse.Namespace) -> Problem:
-        from ..io.fastmri import read_fastmri_slice
+        from ..io.raw_mri import read_measured_kspace
 
         if not getattr(args, "kspace", None):
-            raise UserInputError("the mri task reconstructs a fastMRI file: give --kspace FILE.h5")
+            raise UserInputError("the mri task reconstructs measured k-space: give --kspace FILE (fastMRI .h5, "
+                                 "ISMRMRD/MRD .h5 or Siemens twix .dat)")
         task = cls(acceleration=4.0 if args.acceleration is None else args.acceleration,
                    sampling=args.sampling or "random", center_fraction=args.center_fraction)
-        data = read_fastmri_slice(args.kspace, args.slice)
+        data = read_measured_kspace(args.kspace, args.slice, prewhiten_data=not getattr(args, "no_prewhiten", False))
         slice_index = data.slice_index
         coils, h, w = data.kspace.shape
         full = dinv.physics.MultiCoilMRI.from_torch_complex(data.kspace[None])  # (1, 2, coils, H, W)
         settings: dict[str, Any] = {"kspace_file": str(args.kspace), "slice": slice_index, "slices": data.n_slices,
                                     "coils": coils, "kspace_shape": [h, w]}
-        if data.mask is not None:  # a test-set file: already undersampled, no reference
-            columns, fully_sampled = data.mask, False
-            lines = int(columns.sum())
+        settings.update(data.facts)
+        acquired_columns = data.measured.amax(dim=0)
+        if not data.fully_sampled:  # undersampled as acquired: its own pattern, no reference
+            mask, fully_sampled = data.measured, False
+            lines = int(acquired_columns.sum())
             settings.update(sampling="from the file", sampled_lines=lines, total_lines=w,
                             acceleration_realised=round(w / max(lines, 1), 4))
         else:
             drawn = task.draw_mask(h, w, args.seed)
-            columns, fully_sampled = drawn.mask[0], True
+            mask, fully_sampled = drawn.mask * data.measured, True
             settings.update({k: v for k, v in task.settings().items() if k not in ("coils", "sigma")})
             settings.update(drawn.settings())
-        mask = columns.reshape(1, w).expand(h, w).contiguous()
+            if not bool(acquired_columns.all()):  # partial Fourier: the drawn lines that were never acquired drop out
+                lines = int(mask.amax(dim=0).sum())
+                settings.update(sampled_lines=lines, acceleration_realised=round(w / max(lines, 1), 4))
         y = full * mask
+        columns = mask[h // 2]
         if args.maps is not None:
             maps = _load_maps(args.maps, (coils, h, w))
             settings["maps"] = f"from {args.maps}"
+            if data.whitening is not None:
+                maps = _whiten_maps(maps, data.whitening)
+                settings["maps"] += ", prewhitened like the data (L^{-1} S, normalised to sum |S|^2 = 1)"
         else:
             acs = auto_calibration_width(columns)
             if acs < ESPIRIT_MIN_CALIB:
@@ -200,12 +216,15 @@ class MRI(Task):
             raise UserInputError(f"{args.kspace}: the measured k-space of slice {slice_index} is all zero")
         y, full = y / scale, full / scale
         settings["kspace_scale"] = scale
+        noise_sigma = _record_noise(settings, data, scale)
         x_true = None
         if fully_sampled:
             with torch.no_grad():
-                x_true = dinv.physics.MultiCoilMRI(coil_maps=maps, img_size=(h, w)).A_adjoint(full)
+                x_true = dinv.physics.MultiCoilMRI(coil_maps=maps, img_size=(h, w)).A_adjoint(full * data.measured)
             to_image = MagnitudeImage.of_reference(x_true)
             settings["reference"] = "fully sampled k-space combined with the same coil maps (S^H F^H y_full)"
+            if "partial_fourier" in settings:
+                settings["reference"] += ", partial Fourier zero-filled"
         else:
             with torch.no_grad():
                 to_image = MagnitudeImage(scale=float(center_crop(magnitude(physics.A_adjoint(y))).max()))
@@ -214,4 +233,50 @@ class MRI(Task):
         settings["evaluation"] = f"|x| / max|x_ref| over the central {crop[0]}x{crop[1]}"
         problem = task.make_problem(physics, y, x_true, to_image=to_image, measurement_label="zero-filled")
         problem.settings = settings
+        problem.noise_sigma = noise_sigma
+        problem.extra_outputs = _diagnostics(y, data)
         return problem
+
+
+def _whiten_maps(maps: torch.Tensor, whitening: np.ndarray) -> torch.Tensor:
+    """Sensitivities of the prewhitened coils: L^{-1} S, normalised so sum_c |S_c|^2 = 1 where they are non-zero.
+
+    The whitened coils see the object through L^{-1} S; normalising keeps S^H F^H y an image of the object (as
+    ESPIRiT's unit-norm maps of the whitened data do) rather than one weighted by S^H Psi^{-1} S.
+    """
+    whitened = torch.einsum("ij,bjhw->bihw", torch.from_numpy(whitening.astype(np.complex64)), maps)
+    norm = whitened.abs().square().sum(dim=1, keepdim=True).sqrt()
+    return torch.where(norm > 0, whitened / norm.clamp_min(1e-30), torch.zeros_like(whitened))
+
+
+def _record_noise(settings: dict[str, Any], data: Any, scale: float) -> float | None:
+    """Noise facts into ``settings``; the noise std per real entry of the scaled y (None when unknown)."""
+    from ..physics.mri_noise import noise_sigma
+
+    if data.noise is None:
+        settings["noise_source"] = "unknown (too few k-space corner samples to estimate it)"
+        return None
+    settings["noise_source"] = data.noise.source
+    settings["noise_estimate"] = f"{data.noise.note}; {data.noise.samples} coil vectors"
+    settings["prewhitened"] = data.whitened
+    sigma = noise_sigma(data.noise_in_data, scale)
+    settings["noise_sigma"] = sigma
+    return sigma
+
+
+def _diagnostics(y: torch.Tensor, data: Any) -> dict[str, Any]:
+    """Figures that show whether the coils and the noise were read right: RSS zero-filled image, covariance."""
+    from ..io.outputs import write_npy, write_png
+    from ..plots import noise_covariance_figure
+
+    z = to_complex(y.detach().cpu())[0]  # (coils, H, W): the zero-filled coil images, combined by root-sum-of-squares
+    coil_images = torch.fft.fftshift(torch.fft.ifft2(torch.fft.ifftshift(z, dim=(-2, -1)), norm="ortho"), dim=(-2, -1))
+    rss = center_crop(coil_images.abs().square().sum(0).sqrt())
+    peak = float(rss.max()) or 1.0
+    outputs: dict[str, Any] = {"coil_combined_zero_filled.png": lambda p: write_png(p, (rss / peak).numpy())}
+    if data.noise is not None:
+        cov = data.noise.covariance
+        title = f"coil noise covariance ({data.noise.source}, before prewhitening)"
+        outputs["noise_covariance.png"] = lambda p: noise_covariance_figure(p, cov, title=title)
+        outputs["noise_covariance.npy"] = lambda p: write_npy(p, cov.astype(np.complex64))
+    return outputs
