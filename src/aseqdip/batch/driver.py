@@ -6,6 +6,7 @@ Every study's options are checked once, before any work, by the same parser and 
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import pipeline
 from ..errors import UserInputError
 from .executors import ray_session, run_on_ray, run_serial
 from .ledger import Ledger
@@ -39,12 +41,15 @@ class BatchSummary:
                 f"{self.failed} failed ({self.wall_seconds:.1f} s){skipped}; results in {self.results}")
 
 
-def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str] = (), *, executor: str = "ray",
-              address: str | None = None, cpus_per_study: int | None = None, gpus_per_study: float = 0,
-              retries: int = 2, checkpoint_every: int | None = None, progress: bool = True) -> BatchSummary:
+def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str] = (), *,
+              parser: argparse.ArgumentParser, executor: str = "ray", address: str | None = None,
+              cpus_per_study: int | None = None, gpus_per_study: float = 0, retries: int = 2,
+              checkpoint_every: int | None = None, progress: bool = True) -> BatchSummary:
     """Reconstruct every study under ``input_spec`` into ``out/<study>/`` and write ``out/results.csv``.
 
-    ``options`` are options of ``aseqdip run`` (``reconstruct`` for fastMRI files) shared by all studies.
+    ``options`` are options of ``aseqdip run`` (``reconstruct`` for fastMRI files) shared by all studies;
+    ``parser`` reads them (``aseqdip.cli.build_parser()``: the command's own grammar, passed in so that
+    the batch does not import the command line).
     """
     if executor not in EXECUTORS:
         raise UserInputError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
@@ -63,7 +68,8 @@ def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str
     found = find_studies(input_spec, exclude=out)
     threads = cpus_per_study or (1 if executor == "ray" else os.cpu_count() or 1)
     jobs = [StudyJob(s, task, tuple(options), out, threads, checkpoint_every) for s in found.studies]
-    check_options(jobs)
+    check_options(jobs, parser)
+    jobs = [job.parsed(parser) for job in jobs]
 
     ledger = Ledger(out)
     todo = [job for job in jobs if not ledger.is_done(job.study.id)]
@@ -95,10 +101,8 @@ def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str
 PER_STUDY = ("--image", "--kspace", "--slice", "--resume")  # set by the batch for each study
 
 
-def check_options(jobs: Sequence[StudyJob]) -> None:
+def check_options(jobs: Sequence[StudyJob], parser: argparse.ArgumentParser) -> None:
     """Parse and build one study of each kind (image, k-space) without running it."""
-    from .. import cli
-
     for option in jobs[0].options if jobs else ():
         if option.split("=", 1)[0] in PER_STUDY:
             raise UserInputError(f"{option.split('=', 1)[0]} is set by the batch for each study; name the studies "
@@ -109,14 +113,11 @@ def check_options(jobs: Sequence[StudyJob]) -> None:
         kinds.setdefault(job.study.is_kspace, job)
     for is_kspace, job in kinds.items():
         try:
-            args = cli.build_parser().parse_args(job.argv())
+            args = parser.parse_args(job.argv())
         except UserInputError as exc:
             kind = "fastMRI files (options of 'aseqdip reconstruct')" if is_kspace else "images (options of 'aseqdip run')"
             raise UserInputError(f"{exc} (for {kind})") from None
-        task_cls = cli._task_class(args)
-        if args.command == "run":
-            task_cls.from_args(args)
-        cli._method(args, task_cls)
+        pipeline.check_options(args)
 
 
 def _progress(total: int, initial: int, enabled: bool) -> Any:

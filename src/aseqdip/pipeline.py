@@ -1,0 +1,156 @@
+"""The run pipeline: parsed options -> task, method, output rule -> reconstruction -> output folder.
+
+``aseqdip run`` and ``aseqdip reconstruct`` (``cli``), every study of ``aseqdip batch`` (``batch.worker``)
+and the benchmarks go through these functions, so a run means the same thing everywhere. Nothing here
+parses a command line or prints a result: ``cli`` does that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import UserInputError
+
+# options shared by every method, CLI attribute -> method keyword argument
+METHOD_OPTIONS = {"iterations": "iterations", "inner_steps": "inner_steps", "lam": "lam", "lr": "lr",
+                  "dc_update": "dc_update", "cs_lambda": "cs_lambda"}
+
+# options of the paper's DIP baselines (docs/methods.md), CLI attribute -> method keyword argument
+BASELINE_OPTIONS = {"references": "references", "alpha": "alpha", "lr_input": "lr_input", "noise_scale": "noise_scale",
+                    "draws": "draws", "ema": "ema", "tv_weight": "tv_weight", "es_window": "window",
+                    "es_patience": "patience", "langevin_scale": "langevin_scale", "burn_in": "burn_in",
+                    "sample_every": "sample_every", "sure_sigma": "sure_sigma", "input_noise": "input_noise"}
+
+
+def warn(message: str) -> None:
+    """A warning for the user, on stderr (an option that does not apply, a guess the run had to make)."""
+    print(f"aseqdip: warning: {message}", file=sys.stderr)
+
+
+def validate_common(args: argparse.Namespace) -> None:
+    """Checks of the options every task shares."""
+    if getattr(args, "size", None) is not None and args.size < 1:
+        raise UserInputError(f"--size must be a positive number of pixels, got {args.size}")
+    if getattr(args, "iterations", None) is not None and args.iterations < 1:
+        raise UserInputError(f"--iterations must be at least 1, got {args.iterations}")
+    if getattr(args, "track_every", 1) < 1:
+        raise UserInputError("--track-every must be at least 1")
+    if getattr(args, "checkpoint_every", None) is not None and args.checkpoint_every < 1:
+        raise UserInputError(f"--checkpoint-every must be at least 1, got {args.checkpoint_every}")
+
+
+def task_class(args: argparse.Namespace) -> type:
+    """The task ``args.task`` names (after the shared checks)."""
+    from .tasks import TASKS
+
+    validate_common(args)
+    if args.task not in TASKS:
+        raise UserInputError(f"unknown task {args.task!r}; choose from {', '.join(TASKS)}")
+    return TASKS[args.task]
+
+
+def make_method(args: argparse.Namespace, task_cls: type) -> Any:
+    """The method the options ask for, with the task's defaults underneath."""
+    from .methods.registry import build_method
+
+    options = {key: getattr(args, attr) for attr, key in {**METHOD_OPTIONS, **BASELINE_OPTIONS}.items()}
+    options.update(seed=args.seed, device=args.device, precision=args.precision, progress=not args.no_progress,
+                   network=args.network or task_cls.network)
+    options.update(getattr(args, "method_extra", {}))
+    for key in rule_owned(args):  # options a stopping rule uses when the method has no such setting
+        options[key] = None
+    return build_method(args.method, options, task_cls.method_defaults.get(args.method), warn=warn)
+
+
+def method_accepts(args: argparse.Namespace, key: str) -> bool:
+    from .methods import METHODS
+    from .methods.registry import method_parameters
+
+    return args.method in METHODS and key in method_parameters(METHODS[args.method])
+
+
+def rule_owned(args: argparse.Namespace) -> set[str]:
+    """Method keyword arguments that --ema / --stop take over because the method itself has none."""
+    stop = getattr(args, "stop", "none")
+    keys = {"ema"} | ({"window", "patience"} if stop == "wmv" else set()) | (
+        {"sure_sigma"} if stop in ("sure", "discrepancy") else set())
+    return {k for k in keys if not method_accepts(args, k)}
+
+
+def output_rule(args: argparse.Namespace) -> Any:
+    """The stopping/output rule the options ask for (docs/stopping.md)."""
+    from .rules import OutputRule
+
+    stop = getattr(args, "stop", "none")
+    owned = rule_owned(args)
+    sigma = getattr(args, "sure_sigma", None)
+    options = {"stop": stop, "seed": args.seed,
+               "ema": args.ema if "ema" in owned else None,
+               "sigma": None if sigma is None else sigma / 255.0,
+               "holdout": getattr(args, "holdout", None), "refit": getattr(args, "refit", None),
+               "every": getattr(args, "stop_every", None), "tau": getattr(args, "tau", None),
+               "window": getattr(args, "es_window", None) if stop == "wmv" else None,
+               "patience": (getattr(args, "es_patience", None) if stop == "wmv" else None)
+               or getattr(args, "stop_patience", None)}
+    return OutputRule(**{k: v for k, v in options.items() if v is not None})
+
+
+def checkpoint_path(out: str | Path) -> Path:
+    """Where a run writing into ``out`` keeps its checkpoint: a hidden file beside the folder."""
+    out = Path(out)
+    return out.parent / f".{out.name}.checkpoint.pt"
+
+
+def solve_and_save(args: argparse.Namespace, method: Any, problem: Any, extra: dict[str, Any]) -> dict[str, Any]:
+    """Reconstruct ``problem`` with ``method`` and write the run's files into ``args.out``."""
+    from .io import StagedOutput
+    from .report import save_run
+    from .rules import reconstruct
+
+    saving: dict[str, Any] = {}
+    every = getattr(args, "checkpoint_every", None)
+    if every is not None or getattr(args, "resume", False):
+        saving = {"checkpoint": checkpoint_path(args.out), "checkpoint_every": every or 500,
+                  "resume": bool(getattr(args, "resume", False))}
+    result = reconstruct(method, problem.y, problem.physics, output_rule(args), x0=problem.x0,
+                         monitor=problem.psnr if problem.x_true is not None else None, track_every=args.track_every,
+                         **saving)
+    with StagedOutput(args.out) as out:
+        metrics = save_run(out, problem, method.name, method.hyperparameters(), result, extra=extra)
+    if saving:
+        saving["checkpoint"].unlink(missing_ok=True)  # the results are in place: the checkpoint has done its job
+    return metrics
+
+
+def run_simulated(args: argparse.Namespace) -> dict[str, Any]:
+    """``aseqdip run``: simulate a measurement from a clean image, reconstruct it, write the results."""
+    task_cls = task_class(args)
+    task = task_cls.from_args(args)  # validates the task's options before any work
+    method = make_method(args, task_cls)
+    x = task.load(args.image, size=args.size)
+    problem = task.simulate(x, seed=args.seed)
+    return solve_and_save(args, method, problem, {"image": args.image, "size": args.size})
+
+
+def run_measured(args: argparse.Namespace) -> dict[str, Any]:
+    """``aseqdip reconstruct``: reconstruct measured data (k-space, sinogram), write the results."""
+    task_cls = task_class(args)
+    method = make_method(args, task_cls)
+    problem = task_cls.from_measurement(args)
+    return solve_and_save(args, method, problem, {})
+
+
+def execute(args: argparse.Namespace) -> dict[str, Any]:
+    """Run ``args.command`` (``run`` or ``reconstruct``) and return its metrics."""
+    return run_simulated(args) if args.command == "run" else run_measured(args)
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Build the task and the method the options ask for, without reading data or computing anything."""
+    task_cls = task_class(args)
+    if args.command == "run":
+        task_cls.from_args(args)
+    make_method(args, task_cls)
