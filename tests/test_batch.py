@@ -154,6 +154,26 @@ def test_failed_study_is_recorded_and_a_rerun_only_runs_what_is_missing(tmp_path
     assert set(_rows(out)) == {"camera", "chelsea", "coffee"}
 
 
+def test_a_rerun_into_out_must_be_the_same_job(tmp_path, one_thread, capsys):
+    src = _images(tmp_path / "in", ("camera",))
+    out = tmp_path / "out"
+    first = run_batch("denoise", str(src), out, TINY, parser=build_parser(), executor="serial", cpus_per_study=1,
+                      progress=False)
+    assert first.done == 1
+    stamp = (out / "camera" / "metrics.json").stat().st_mtime_ns
+    batch = ["batch", "--input", str(src), "--out", str(out), "--executor", "serial", "--no-progress"]
+    for options, named in ((["--task", "denoise", "--iterations", "5", "--size", "16"], "--iterations"),
+                           (["--task", "denoise", *TINY, "--seed", "1"], "--seed"),
+                           (["--task", "inpaint", *TINY], "--task")):
+        assert main([*batch, *options]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "was made by another job" in err and named in err, err
+    _images(src, ("camera",), size=20)  # the same file name, other contents
+    assert main([*batch, "--task", "denoise", *TINY]) == 2
+    assert "the contents of --image differ" in capsys.readouterr().err
+    assert (out / "camera" / "metrics.json").stat().st_mtime_ns == stamp  # the earlier results are kept as they were
+
+
 def test_each_slice_of_a_fastmri_file_is_a_study(tmp_path, one_thread):
     import deepinv as dinv
     import torch

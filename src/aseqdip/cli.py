@@ -1,21 +1,31 @@
 """The ``aseqdip`` command: simulate a measurement, reconstruct, and write the results.
 
-Every user mistake (a bad file, an unknown task, an out-of-range option) ends in one line on stderr and
-exit status 2, with no traceback and no output folder.
+This module parses the command line, hands the options to ``pipeline`` (or ``batch``) and prints. Every
+user mistake (a bad file, an unknown task, an out-of-range option, an output folder that would lose
+files) ends in one line on stderr and exit status 2, with no traceback and nothing written; a run whose
+loss or image goes NaN or infinite ends in one line and exit status 3; Ctrl-C in one line that says
+what was kept, exit status 130. Warnings of the libraries underneath do not reach the terminal
+(``ASEQDIP_SHOW_WARNINGS=1`` shows them).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from . import pipeline
-from .errors import UserInputError
+from .errors import Interrupted, NonFiniteError, UserInputError
 
 EXIT_USAGE = 2
+EXIT_NON_FINITE = 3
+EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -119,14 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--image", required=True, help="image file (PNG, JPEG, TIFF, NPY, DICOM where the task reads it) "
                                                     "or skimage:NAME for an image bundled with scikit-image")
     run.add_argument("--size", type=int, default=None, help="centre-crop to a square and resize to SIZE x SIZE")
-    run.add_argument("--out", required=True, help="output folder")
+    run.add_argument("--out", required=True, help="output folder (new or empty)")
+    run.add_argument("--overwrite", action="store_true", help="replace --out, an earlier run's folder, as a whole")
     add_method_arguments(run)
     for task in TASKS.values():
         task.add_arguments(run.add_argument_group(f"task {task.name}"))
 
     rec = sub.add_parser("reconstruct", help="reconstruct measured data (k-space, sinogram) of a task")
     rec.add_argument("--task", required=True, help=f"one of {', '.join(TASKS)}")
-    rec.add_argument("--out", required=True, help="output folder")
+    rec.add_argument("--out", required=True, help="output folder (new or empty)")
+    rec.add_argument("--overwrite", action="store_true", help="replace --out, an earlier run's folder, as a whole")
     add_method_arguments(rec)
     for task in TASKS.values():
         task.add_reconstruct_arguments(rec.add_argument_group(f"task {task.name}"))
@@ -175,6 +187,7 @@ def command_demo(args: argparse.Namespace) -> dict[str, Any]:
     ns = build_parser().parse_args([
         "run", "--task", "denoise", "--image", "skimage:astronaut", "--size", str(args.size), "--sigma", "25",
         "--iterations", str(args.iterations), "--out", args.out, *(["--no-progress"] if args.no_progress else []),
+        "--overwrite",  # a second demo replaces the first one's folder (never a folder of other files)
     ])
     print(f"aSeqDIP demo: scikit-image's astronaut at {args.size}x{args.size}, Gaussian noise sigma 25, "
           f"{args.iterations} iterations", flush=True)
@@ -194,6 +207,11 @@ def command_batch(args: argparse.Namespace, options: list[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    with _library_warnings_off_the_terminal():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args, rest = build_parser().parse_known_args(argv)
         if args.command == "batch":
@@ -209,10 +227,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserInputError as exc:
         print(f"aseqdip: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("aseqdip: interrupted; nothing was written", file=sys.stderr)
-        return 130
+    except NonFiniteError as exc:
+        print(f"aseqdip: error: {exc}; {exc.kept}", file=sys.stderr)
+        return EXIT_NON_FINITE
+    except KeyboardInterrupt as exc:
+        note = exc.kept if isinstance(exc, Interrupted) else "interrupted before anything was written"
+        print(f"aseqdip: {note}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
+
+
+@contextlib.contextmanager
+def _library_warnings_off_the_terminal() -> Iterator[None]:
+    """Send Python warnings (deprecations, PIL's EXIF notes ...) to the ``aseqdip.warnings`` logger at
+    DEBUG level instead of stderr, for this command only: the user sees aseqdip's own lines."""
+    if os.environ.get("ASEQDIP_SHOW_WARNINGS"):
+        yield
+        return
+    log = logging.getLogger("aseqdip.warnings")
+
+    def to_log(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: object = None,
+               line: str | None = None) -> None:
+        log.debug("%s:%s: %s: %s", filename, lineno, category.__name__, message)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = to_log
+        yield
 
 
 if __name__ == "__main__":

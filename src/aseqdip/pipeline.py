@@ -3,16 +3,24 @@
 ``aseqdip run`` and ``aseqdip reconstruct`` (``cli``), every study of ``aseqdip batch`` (``batch.worker``)
 and the benchmarks go through these functions, so a run means the same thing everywhere. Nothing here
 parses a command line or prints a result: ``cli`` does that.
+
+Safety, in the order a run meets it: the options are checked (:mod:`aseqdip.preflight`: finite numbers,
+sizes, device, a writable output that loses no file), the run's fingerprint is taken
+(:mod:`aseqdip.fingerprint`) and a checkpoint to resume must match it; only then is any data read or
+anything computed. A run whose loss or image goes non-finite stops (:class:`~aseqdip.errors.NonFiniteError`);
+an interrupted one says what it kept (:class:`~aseqdip.errors.Interrupted`). The results appear as a
+whole folder, with the fingerprint in ``metrics.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import UserInputError
+from .errors import Interrupted, NonFiniteError, UserInputError
+from .fingerprint import input_files, run_fingerprint
+from .messages import warn
 
 # options shared by every method, CLI attribute -> method keyword argument
 METHOD_OPTIONS = {"iterations": "iterations", "inner_steps": "inner_steps", "lam": "lam", "lr": "lr",
@@ -25,15 +33,16 @@ BASELINE_OPTIONS = {"references": "references", "alpha": "alpha", "lr_input": "l
                     "sample_every": "sample_every", "sure_sigma": "sure_sigma", "input_noise": "input_noise"}
 
 
-def warn(message: str) -> None:
-    """A warning for the user, on stderr (an option that does not apply, a guess the run had to make)."""
-    print(f"aseqdip: warning: {message}", file=sys.stderr)
-
-
 def validate_common(args: argparse.Namespace) -> None:
-    """Checks of the options every task shares."""
+    """Checks of the options every task shares (no data read, nothing about this machine)."""
+    from .preflight import MIN_SIDE, check_numbers
+
+    check_numbers(args)
     if getattr(args, "size", None) is not None and args.size < 1:
         raise UserInputError(f"--size must be a positive number of pixels, got {args.size}")
+    if getattr(args, "size", None) is not None and args.size < MIN_SIDE:
+        raise UserInputError(f"--size {args.size} is below the smallest image aseqdip reconstructs, "
+                             f"{MIN_SIDE}x{MIN_SIDE} (the SSIM window)")
     if getattr(args, "iterations", None) is not None and args.iterations < 1:
         raise UserInputError(f"--iterations must be at least 1, got {args.iterations}")
     if getattr(args, "track_every", 1) < 1:
@@ -104,43 +113,111 @@ def checkpoint_path(out: str | Path) -> Path:
     return out.parent / f".{out.name}.checkpoint.pt"
 
 
-def solve_and_save(args: argparse.Namespace, method: Any, problem: Any, extra: dict[str, Any]) -> dict[str, Any]:
-    """Reconstruct ``problem`` with ``method`` and write the run's files into ``args.out``."""
+def check_before_computing(args: argparse.Namespace) -> dict[str, Any]:
+    """The checks that need this machine and the file system; returns the run's fingerprint.
+
+    Refused here, in one line, with nothing read or written: a device that is not there, an output folder
+    that would lose or mix files, and a checkpoint to resume that belongs to another run or is damaged.
+    """
+    from .engine.checkpoint import check_match, read_checkpoint
+    from .preflight import check_device, check_output
+
+    check_device(args.device)
+    check_output(Path(args.out), overwrite=bool(getattr(args, "overwrite", False)),
+                 inputs=input_files(args).values())
+    fingerprint = run_fingerprint(args)
+    checkpoint = checkpoint_path(args.out)
+    if getattr(args, "resume", False) and checkpoint.exists():
+        check_match(checkpoint, read_checkpoint(checkpoint), "fingerprint", fingerprint)
+    return fingerprint
+
+
+def check_problem(args: argparse.Namespace, problem: Any) -> None:
+    """Refuse a problem whose image is below the SSIM window (when it is scored) or too large for memory."""
+    from .preflight import check_image_size
+
+    height, width = problem.x0.shape[-2:]
+    what = getattr(args, "image", None) or "the image"
+    check_image_size(int(height), int(width), f"{what} (as reconstructed)", args.device,
+                     minimum=problem.x_true is not None)
+
+
+def solve_and_save(args: argparse.Namespace, method: Any, problem: Any, extra: dict[str, Any],
+                   fingerprint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Reconstruct ``problem`` with ``method`` and write the run's files into ``args.out`` (as a whole).
+
+    ``fingerprint`` is :func:`check_before_computing`'s (taken here when not given); it goes into
+    ``metrics.json`` and the checkpoints.
+    """
+    import torch
+
     from .io import StagedOutput
     from .report import save_run
     from .rules import reconstruct
 
+    if fingerprint is None:
+        fingerprint = check_before_computing(args)
+    check_problem(args, problem)
     saving: dict[str, Any] = {}
     every = getattr(args, "checkpoint_every", None)
     if every is not None or getattr(args, "resume", False):
         saving = {"checkpoint": checkpoint_path(args.out), "checkpoint_every": every or 500,
-                  "resume": bool(getattr(args, "resume", False))}
-    result = reconstruct(method, problem.y, problem.physics, output_rule(args), x0=problem.x0,
-                         monitor=problem.psnr if problem.x_true is not None else None, track_every=args.track_every,
-                         **saving)
-    with StagedOutput(args.out) as out:
-        metrics = save_run(out, problem, method.name, method.hyperparameters(), result, extra=extra)
+                  "resume": bool(getattr(args, "resume", False)), "checkpoint_fingerprint": fingerprint}
+    try:
+        result = reconstruct(method, problem.y, problem.physics, output_rule(args), x0=problem.x0,
+                             monitor=problem.psnr if problem.x_true is not None else None,
+                             track_every=args.track_every, **saving)
+        if not bool(torch.isfinite(result.image).all()):  # methods outside the loop (cs, fbp) end here too
+            raise NonFiniteError(result.iteration_returned, "returned image", result.iterations)
+        with StagedOutput(args.out, replace=bool(getattr(args, "overwrite", False))) as out:
+            metrics = save_run(out, problem, method.name, method.hyperparameters(), result,
+                               extra={**extra, "fingerprint": fingerprint})
+    except NonFiniteError as exc:
+        exc.kept = kept_note(args, bool(saving), diverged=True)
+        raise
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; {kept_note(args, bool(saving))}") from None
     if saving:
         saving["checkpoint"].unlink(missing_ok=True)  # the results are in place: the checkpoint has done its job
     return metrics
 
 
+def kept_note(args: argparse.Namespace, checkpointing: bool, diverged: bool = False) -> str:
+    """What a run that stopped early (interrupted, or ``diverged``) left on disk, and how to go on."""
+    checkpoint = checkpoint_path(args.out)
+    if checkpointing and checkpoint.exists():
+        if diverged:
+            return f"no results were written; the checkpoint {checkpoint}, from before that step, is kept"
+        return (f"no results were written; the checkpoint {checkpoint} is kept: rerun the same command with "
+                f"--resume to continue from it")
+    if checkpointing or diverged:
+        return "nothing was written"
+    return "nothing was written (--checkpoint-every M saves a run that --resume can continue)"
+
+
 def run_simulated(args: argparse.Namespace) -> dict[str, Any]:
     """``aseqdip run``: simulate a measurement from a clean image, reconstruct it, write the results."""
+    from .preflight import check_image_size
+
     task_cls = task_class(args)
     task = task_cls.from_args(args)  # validates the task's options before any work
     method = make_method(args, task_cls)
+    fingerprint = check_before_computing(args)
+    if args.size is not None:
+        check_image_size(args.size, args.size, f"--size {args.size}", args.device)
     x = task.load(args.image, size=args.size)
+    check_image_size(int(x.shape[-2]), int(x.shape[-1]), args.image, args.device)
     problem = task.simulate(x, seed=args.seed)
-    return solve_and_save(args, method, problem, {"image": args.image, "size": args.size})
+    return solve_and_save(args, method, problem, {"image": args.image, "size": args.size}, fingerprint)
 
 
 def run_measured(args: argparse.Namespace) -> dict[str, Any]:
     """``aseqdip reconstruct``: reconstruct measured data (k-space, sinogram), write the results."""
     task_cls = task_class(args)
     method = make_method(args, task_cls)
+    fingerprint = check_before_computing(args)
     problem = task_cls.from_measurement(args)
-    return solve_and_save(args, method, problem, {})
+    return solve_and_save(args, method, problem, {}, fingerprint)
 
 
 def execute(args: argparse.Namespace) -> dict[str, Any]:

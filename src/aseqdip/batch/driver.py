@@ -1,7 +1,10 @@
 """The batch driver: find the studies, skip the finished ones, run the rest, keep ``results.csv`` current.
 
 Every study's options are checked once, before any work, by the same parser and builders as a single
-``aseqdip run``; a bad option is one clear error, not N failed studies.
+``aseqdip run``; a bad option is one clear error, not N failed studies. A rerun into an existing OUT
+must be the same job: a finished (or checkpointed) study made with other settings or from another
+file is refused by name before anything runs (the fingerprints of ``aseqdip.fingerprint``), and an OUT
+that is not a batch's folder is not written into.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import pipeline
-from ..errors import UserInputError
+from ..errors import Interrupted, UserInputError
+from ..fingerprint import describe_difference, first_difference, run_fingerprint
 from .executors import ray_session, run_on_ray, run_serial
 from .ledger import Ledger
 from .studies import find_studies
@@ -62,8 +66,7 @@ def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str
     if checkpoint_every is not None and checkpoint_every < 1:
         raise UserInputError(f"--checkpoint-every must be at least 1, got {checkpoint_every}")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserInputError(f"{out}: exists and is not a folder")
+    check_batch_folder(out)
     start = time.perf_counter()
     found = find_studies(input_spec, exclude=out)
     threads = cpus_per_study or (1 if executor == "ray" else os.cpu_count() or 1)
@@ -72,6 +75,7 @@ def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str
     jobs = [job.parsed(parser) for job in jobs]
 
     ledger = Ledger(out)
+    check_same_job(jobs, ledger)
     todo = [job for job in jobs if not ledger.is_done(job.study.id)]
     counts = {"done": 0, "failed": 0}
 
@@ -91,6 +95,10 @@ def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str
                 run_on_ray(todo, on_record, retries, cpus_per_study=threads, gpus_per_study=gpus_per_study)
             elif todo:
                 run_serial(todo, on_record, retries)
+        except KeyboardInterrupt:
+            finished = sum(ledger.is_done(s.id) for s in found.studies)
+            raise Interrupted(f"interrupted; {finished} of {len(found.studies)} studies are finished and kept in "
+                              f"{out} (results.csv); rerun the same command to finish the rest") from None
         finally:
             bar.close()
             results = ledger.write_results(found.studies)
@@ -101,9 +109,48 @@ def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str
 PER_STUDY = ("--image", "--kspace", "--slice", "--resume")  # set by the batch for each study
 
 
+def check_batch_folder(out: Path) -> None:
+    """OUT must be new, empty, or an earlier batch's folder (it has ``.batch/``), in a writable place."""
+    from ..preflight import check_writable
+
+    if out.exists() and not out.is_dir():
+        raise UserInputError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / ".batch").is_dir():
+        raise UserInputError(f"--out {out} already holds files that are not an aseqdip batch's; choose a new folder")
+    check_writable(out.resolve().parent, f"--out {out}")
+
+
+def check_same_job(jobs: Sequence[StudyJob], ledger: Ledger) -> None:
+    """Refuse a rerun whose finished or checkpointed studies were made with other settings or inputs."""
+    from ..engine.checkpoint import read_checkpoint
+
+    for job in jobs:
+        assert job.args is not None
+        where = ledger.out / job.study.id
+        checkpoint = pipeline.checkpoint_path(where)
+        if ledger.is_done(job.study.id):
+            saved, label = ledger.fingerprint(job.study.id), "that study"
+        elif checkpoint.exists():
+            saved, label, where = read_checkpoint(checkpoint).get("fingerprint"), "its checkpoint", checkpoint
+        else:
+            continue
+        if saved is None:
+            raise UserInputError(f"{where} records no fingerprint (an older aseqdip's?), so it cannot be matched "
+                                 f"to this batch; choose a new --out")
+        current = run_fingerprint(job.args)
+        key = first_difference(saved, current)
+        if key is not None:
+            what = describe_difference(key, saved, current, label, "this batch")
+            raise UserInputError(f"{where} was made by another job: {what}; rerun with the options and inputs it "
+                                 f"was made with, or choose a new --out")
+
+
 def check_options(jobs: Sequence[StudyJob], parser: argparse.ArgumentParser) -> None:
     """Parse and build one study of each kind (image, k-space) without running it."""
     for option in jobs[0].options if jobs else ():
+        if option.split("=", 1)[0] == "--overwrite":
+            raise UserInputError("--overwrite does not apply to a batch: a rerun into the same --out finishes what "
+                                 "is missing; choose a new --out to start afresh")
         if option.split("=", 1)[0] in PER_STUDY:
             raise UserInputError(f"{option.split('=', 1)[0]} is set by the batch for each study; name the studies "
                                  f"with --input")

@@ -1,8 +1,8 @@
 """Running one study: the same code path as ``aseqdip run`` / ``aseqdip reconstruct``, in any process.
 
 The worker is a plain function of picklable arguments so that Ray (or a simple loop) can call it. A
-study with a user error (an unreadable file, an option the task rejects) returns a failed record at
-once: running it again would fail the same way. Any other exception propagates, so that the executor
+study with a user error (an unreadable file, an option the task rejects) or a run that went non-finite
+returns a failed record at once: running it again would fail the same way. Any other exception propagates, so that the executor
 retries it; a killed worker process is retried by Ray itself. Each attempt is counted on disk, and a
 checkpoint beside the study's output lets a retried attempt continue where the last one stopped.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import pipeline
-from ..errors import UserInputError
+from ..errors import NonFiniteError, UserInputError
 from .ledger import Ledger
 from .studies import Study
 
@@ -64,7 +64,7 @@ def run_study(job: StudyJob) -> dict[str, Any]:
     base = {"study": job.study.id, "source": job.study.describe(), "attempts": attempt, "node": _node()}
     try:
         metrics = pipeline.execute(job.args)
-    except UserInputError as exc:
+    except (UserInputError, NonFiniteError) as exc:
         return {**base, "status": "failed", "error": str(exc), "wall_seconds": time.perf_counter() - start}
     return {**base, "status": "done", "wall_seconds": time.perf_counter() - start, "metrics": metrics}
 
