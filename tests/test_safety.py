@@ -181,6 +181,11 @@ def test_staging_folders_of_killed_runs_are_removed_by_the_next_run(tmp_path):
     live.mkdir()
     assert remove_stale_staging(tmp_path / "out") == [stale]
     assert not stale.exists() and live.exists()
+    swapped = tmp_path / f".out.old-{dead}-abc123"  # killed between the two renames of --overwrite
+    swapped.mkdir()
+    (swapped / "metrics.json").write_text("{}")
+    assert remove_stale_staging(tmp_path / "out") == []
+    assert (tmp_path / "out" / "metrics.json").is_file() and not swapped.exists()  # put back, not lost
 
 
 def test_a_run_killed_while_saving_loses_nothing_and_the_next_run_cleans_up(tmp_path):

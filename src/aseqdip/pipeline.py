@@ -118,11 +118,14 @@ def check_before_computing(args: argparse.Namespace) -> dict[str, Any]:
 
     Refused here, in one line, with nothing read or written: a device that is not there, an output folder
     that would lose or mix files, and a checkpoint to resume that belongs to another run or is damaged.
+    Before the output check, what a run for the same ``--out`` killed while saving left is cleaned up.
     """
     from .engine.checkpoint import check_match, read_checkpoint
+    from .io.outputs import remove_stale_staging
     from .preflight import check_device, check_output
 
     check_device(args.device)
+    remove_stale_staging(args.out)
     check_output(Path(args.out), overwrite=bool(getattr(args, "overwrite", False)),
                  inputs=input_files(args).values())
     fingerprint = run_fingerprint(args)

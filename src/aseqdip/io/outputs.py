@@ -122,20 +122,25 @@ def _staging_prefix(dest: Path, kind: str) -> str:
 
 
 def remove_stale_staging(dest: str | Path) -> list[Path]:
-    """Remove the staging folders of ``dest`` left by runs that were killed, and return them.
+    """Clean up after runs for ``dest`` that were killed while saving; return the folders removed.
 
     A staging folder's name holds the id of the process that made it; those of live processes (another
-    run writing to the same place right now) are left alone.
+    run writing to the same place right now) are left alone. A run killed in the middle of a swap left
+    the earlier folder aside and ``dest`` missing: that folder is put back, not removed.
     """
     dest = Path(dest)
     parent = dest.resolve().parent
     removed = []
-    for kind in ("partial", "old"):
-        for path in parent.glob(f"{_staging_prefix(dest, kind)}*"):
+    for kind in ("old", "partial"):
+        for path in sorted(parent.glob(f"{_staging_prefix(dest, kind)}*")):
             pid = path.name[len(_staging_prefix(dest, kind)):].split("-", 1)[0]
-            if path.is_dir() and not (pid.isdigit() and _alive(int(pid))):
-                shutil.rmtree(path, ignore_errors=True)
-                removed.append(path)
+            if not path.is_dir() or (pid.isdigit() and _alive(int(pid))):
+                continue
+            if kind == "old" and not dest.exists() and not dest.is_symlink():
+                os.rename(path, dest)
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
     return removed
 
 
