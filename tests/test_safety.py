@@ -115,6 +115,8 @@ def _cases() -> list[tuple[str, list[str], str]]:
                            "--out", "OUT"], "--hu-window must be a finite number"),
         ("sigma-inf-in-a-batch", ["batch", "--task", "denoise", "--input", "IN/photo.png", "--out", "OUT",
                                   "--executor", "serial", "--sigma", "inf"], "--sigma must be a finite number"),
+        ("batch-gpus-nan", ["batch", "--task", "denoise", "--input", "IN/photo.png", "--out", "OUT",
+                            "--gpus-per-study", "nan"], "--gpus-per-study must be a finite number"),
         ("device-not-there", [*camera, "--device", "cuda:7", "--out", "OUT"], "--device cuda:7"),
         ("device-not-a-device", [*camera, "--device", "banana", "--out", "OUT"], "not a device"),
     ]

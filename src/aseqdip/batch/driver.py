@@ -61,8 +61,8 @@ def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str
         raise UserInputError(f"--retries must be 0 or more, got {retries}")
     if cpus_per_study is not None and cpus_per_study < 1:
         raise UserInputError(f"--cpus-per-study must be at least 1, got {cpus_per_study}")
-    if gpus_per_study < 0:
-        raise UserInputError(f"--gpus-per-study must be 0 or more, got {gpus_per_study}")
+    if not 0 <= gpus_per_study < float("inf"):  # NaN fails too
+        raise UserInputError(f"--gpus-per-study must be a finite number, 0 or more, got {gpus_per_study}")
     if checkpoint_every is not None and checkpoint_every < 1:
         raise UserInputError(f"--checkpoint-every must be at least 1, got {checkpoint_every}")
     out = Path(out)
