@@ -86,7 +86,7 @@ class Row:
         mode = ["--stop", "none", "--observe", OBSERVE] if self.kind == "paper" else ["--stop", "auto"]
         return [str(ROOT / ".venv" / "bin" / "aseqdip"), "run", "--task", self.task, "--image", self.spec,
                 "--size", str(self.size), *self.options, "--method", self.method, "--iterations", str(CEILING),
-                "--seed", "0", *mode, "--checkpoint-every", "500", "--resume", "--no-progress", "--out", str(out)]
+                "--seed", "0", "--precision", "fp32", *mode, "--checkpoint-every", "500", "--resume", "--no-progress", "--out", str(out)]
 
     def estimated_seconds(self) -> float:
         per_step = STEP_SECONDS[self.network] * (self.size / 64) ** 2

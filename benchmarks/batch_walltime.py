@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from aseqdip.batch import run_batch
+from aseqdip.cli import build_parser
 from aseqdip.io import load_image, write_png
 from aseqdip.metrics import to_numpy_image
 
@@ -56,7 +57,8 @@ def main() -> None:
             write_png(src / f"{name}.png", to_numpy_image(load_image(f"skimage:{name}", size=args.size)))
         walls = {}
         for label, kwargs in (("one_at_a_time", {"executor": "serial"}), ("ray_local", {"executor": "ray"})):
-            summary = run_batch("denoise", str(src), Path(tmp) / label, options, progress=False, **kwargs)
+            summary = run_batch("denoise", str(src), Path(tmp) / label, options, parser=build_parser(), progress=False,
+                                **kwargs)
             assert summary.done == len(names) and summary.failed == 0, summary.line()
             walls[label] = summary.wall_seconds
             print(f"{label:14s} {summary.wall_seconds:7.1f} s for {len(names)} studies", flush=True)

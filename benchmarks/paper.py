@@ -10,8 +10,8 @@
 Every run goes through the ``aseqdip`` command's own code (``aseqdip.cli.main``) and writes its
 metrics.json into ``OUT/runs/<experiment>/<run id>/``; a run whose metrics.json exists is skipped, so an
 interrupted benchmark resumes where it stopped. Figure 1 feeds DIP a given input (the truth plus noise),
-which the command line cannot express, so its runs use the same builders (``cli._task_class``,
-``cli._method``, ``cli.solve_and_save``) with the input added.
+which the command line cannot express, so its runs use the same pipeline (``pipeline.task_class``,
+``pipeline.make_method``, ``pipeline.solve_and_save``) with the input added.
 """
 
 from __future__ import annotations
@@ -59,11 +59,11 @@ def _fig1_input(problem: Any, run: Run) -> Any:
 
 def _run_fig1(run: Run, out: Path) -> int:
     """One Figure 1 run through the CLI's builders, with DIP's input given."""
-    from aseqdip import cli
+    from aseqdip import cli, pipeline
 
     try:
         args = cli.build_parser().parse_args([*run.argv, "--out", str(out)])
-        task_cls = cli._task_class(args)
+        task_cls = pipeline.task_class(args)
         if args.command == "run":
             task = task_cls.from_args(args)
             problem = task.simulate(task.load(args.image, size=args.size), seed=args.seed)
@@ -71,9 +71,9 @@ def _run_fig1(run: Run, out: Path) -> int:
         else:
             problem, extra = task_cls.from_measurement(args), {}
         args.method_extra = {"input": _fig1_input(problem, run)}
-        method = cli._method(args, task_cls)
+        method = pipeline.make_method(args, task_cls)
         extra.update(input_base=run.input_base, input_sigma=run.input_sigma)
-        cli.solve_and_save(args, method, problem, extra)
+        pipeline.solve_and_save(args, method, problem, extra)
     except UserInputError as exc:
         print(f"aseqdip: error: {exc}", file=sys.stderr)
         return cli.EXIT_USAGE

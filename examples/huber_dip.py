@@ -55,4 +55,4 @@ if __name__ == "__main__":
     # from the command line: register it, then it is --method huberdip
     METHODS[HuberDIP.name] = HuberDIP
     main(["run", "--task", "denoise", "--image", "skimage:astronaut", "--size", "48", "--method", "huberdip",
-          "--iterations", "100", "--out", "runs/huberdip-example", "--no-progress"])
+          "--iterations", "100", "--out", "runs/huberdip-example", "--overwrite", "--no-progress"])

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from aseqdip.batch import find_studies, run_batch
-from aseqdip.cli import main
+from aseqdip.cli import build_parser, main
 from aseqdip.errors import UserInputError
 from aseqdip.io import load_image, write_png
 from aseqdip.io.fastmri import write_fastmri
@@ -135,7 +135,8 @@ def test_failed_study_is_recorded_and_a_rerun_only_runs_what_is_missing(tmp_path
     src = _images(tmp_path / "in", ("camera", "coffee"))
     (src / "broken.png").write_bytes(b"not a png")
     out = tmp_path / "out"
-    first = run_batch("denoise", str(src), out, TINY, executor="serial", cpus_per_study=1, progress=False)
+    first = run_batch("denoise", str(src), out, TINY, parser=build_parser(), executor="serial", cpus_per_study=1,
+                      progress=False)
     assert (first.done, first.failed) == (2, 1)
     rows = _rows(out)
     assert rows["broken"]["status"] == "failed" and "not a readable image" in rows["broken"]["error"]
@@ -146,10 +147,31 @@ def test_failed_study_is_recorded_and_a_rerun_only_runs_what_is_missing(tmp_path
 
     (src / "broken.png").unlink()
     _images(src, ("chelsea",))
-    again = run_batch("denoise", str(src), out, TINY, executor="serial", cpus_per_study=1, progress=False)
+    again = run_batch("denoise", str(src), out, TINY, parser=build_parser(), executor="serial", cpus_per_study=1,
+                      progress=False)
     assert (again.studies, again.already_done, again.done, again.failed) == (3, 2, 1, 0)
     assert (out / "camera" / "metrics.json").stat().st_mtime_ns == stamp
     assert set(_rows(out)) == {"camera", "chelsea", "coffee"}
+
+
+def test_a_rerun_into_out_must_be_the_same_job(tmp_path, one_thread, capsys):
+    src = _images(tmp_path / "in", ("camera",))
+    out = tmp_path / "out"
+    first = run_batch("denoise", str(src), out, TINY, parser=build_parser(), executor="serial", cpus_per_study=1,
+                      progress=False)
+    assert first.done == 1
+    stamp = (out / "camera" / "metrics.json").stat().st_mtime_ns
+    batch = ["batch", "--input", str(src), "--out", str(out), "--executor", "serial", "--no-progress"]
+    for options, named in ((["--task", "denoise", "--iterations", "5", "--size", "16"], "--iterations"),
+                           (["--task", "denoise", *TINY, "--seed", "1"], "--seed"),
+                           (["--task", "inpaint", *TINY], "--task")):
+        assert main([*batch, *options]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "was made by another job" in err and named in err, err
+    _images(src, ("camera",), size=20)  # the same file name, other contents
+    assert main([*batch, "--task", "denoise", *TINY]) == 2
+    assert "the contents of --image differ" in capsys.readouterr().err
+    assert (out / "camera" / "metrics.json").stat().st_mtime_ns == stamp  # the earlier results are kept as they were
 
 
 def test_each_slice_of_a_fastmri_file_is_a_study(tmp_path, one_thread):
@@ -166,7 +188,7 @@ def test_each_slice_of_a_fastmri_file_is_a_study(tmp_path, one_thread):
     (tmp_path / "in").mkdir()
     write_fastmri(tmp_path / "in" / "brain.h5", np.stack([k, 2 * k]).astype(np.complex64))
     summary = run_batch("mri", str(tmp_path / "in"), tmp_path / "out", ["--iterations", "3", "--acceleration", "4", "--center-fraction", "0.2"],
-                        executor="serial", cpus_per_study=1, progress=False)
+                        parser=build_parser(), executor="serial", cpus_per_study=1, progress=False)
     assert (summary.done, summary.failed) == (2, 0)
     rows = _rows(tmp_path / "out")
     assert list(rows) == ["brain__slice000", "brain__slice001"] and rows["brain__slice001"]["source"].endswith("slice 1")
@@ -204,7 +226,7 @@ def test_batch_spreads_over_a_two_node_cluster(tmp_path, ray):
     try:
         cluster.wait_for_nodes()
         summary = run_batch("denoise", str(src), tmp_path / "out", [*TINY[:1], "40", *TINY[2:]],
-                            address=cluster.address, cpus_per_study=1, progress=False)
+                            parser=build_parser(), address=cluster.address, cpus_per_study=1, progress=False)
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -250,8 +272,8 @@ def test_killed_worker_is_retried_and_resumes_to_the_uninterrupted_result(tmp_pa
     assert row["status"] == "done" and row["attempts"] == "2"
     assert not checkpoint.exists()  # removed once the results were written
 
-    reference = run_batch("denoise", str(src), tmp_path / "ref", options, executor="serial", cpus_per_study=1,
-                          checkpoint_every=None, progress=False)
+    reference = run_batch("denoise", str(src), tmp_path / "ref", options, parser=build_parser(), executor="serial",
+                          cpus_per_study=1, checkpoint_every=None, progress=False)
     assert reference.done == 1
     np.testing.assert_allclose(np.load(out / "camera" / "recon.npy"), np.load(tmp_path / "ref" / "camera" / "recon.npy"),
                                atol=1e-5)

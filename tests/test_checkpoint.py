@@ -35,3 +35,33 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, camera48, name):
     assert full.steps_timed == 8 and "resumed_from_iteration" not in full.info
     assert resumed.steps_timed == 5 and resumed.info["resumed_from_iteration"] == 3
     assert resumed.seconds_per_iteration == pytest.approx(resumed.seconds / 5)
+
+
+def test_a_checkpoint_resumes_only_the_run_that_saved_it(tmp_path, camera48):
+    from aseqdip.engine.checkpoint import CheckpointError
+
+    problem = Denoise(25).simulate(camera48[..., :16, :16], seed=0)
+    ckpt = tmp_path / "run.ckpt"
+    saved_with = {"--lr": 0.01}
+    with pytest.raises(KeyboardInterrupt):
+        METHODS["aseqdip"](iterations=6, network="shallow_unet", precision="fp32").reconstruct(
+            problem.y, problem.physics, callbacks=[Crash(3)], checkpoint=ckpt, checkpoint_every=2,
+            checkpoint_fingerprint=saved_with)
+    saved = ckpt.read_bytes()
+
+    def resume(name, fingerprint=saved_with, **options):
+        method = METHODS[name](iterations=6, network="shallow_unet", precision="fp32", **options)
+        return method.reconstruct(problem.y, problem.physics, checkpoint=ckpt, checkpoint_every=2, resume=True,
+                                  checkpoint_fingerprint=fingerprint)
+
+    with pytest.raises(CheckpointError, match="method is ASeqDIP in the checkpoint but VanillaDIP in this run"):
+        resume("dip")  # another method's network and optimiser: refused by name, not a state_dict traceback
+    with pytest.raises(CheckpointError, match="settings"):
+        resume("aseqdip", lam=2.0)
+    with pytest.raises(CheckpointError, match="--lr is 0.01 in the checkpoint but 0.1 in this run"):
+        resume("aseqdip", fingerprint={"--lr": 0.1})
+    ckpt.write_bytes(saved[:100])
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        resume("aseqdip")
+    ckpt.write_bytes(saved)
+    assert resume("aseqdip").info["resumed_from_iteration"] == 2

@@ -159,7 +159,7 @@ def test_cli_runs_the_builtin_and_a_torchscript_blur(tmp_path, capsys):
     m = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert m["task"] == "deblur" and m["task_settings"]["operator"] == "saturated camera shake"
     save_torchscript(KernelWizard(TINY), tmp_path / "tiny.pt")
-    assert main(_run(tmp_path, "--blur-model", str(tmp_path / "tiny.pt"), "--method", "dip")) == 0
+    assert main(_run(tmp_path, "--blur-model", str(tmp_path / "tiny.pt"), "--method", "dip", "--overwrite")) == 0
     m = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert m["task_settings"]["operator"] == "learned" and m["task_settings"]["network_code_channels"] == 32
 

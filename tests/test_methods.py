@@ -243,7 +243,7 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, camera48, name, opt
 
 
 def test_every_baseline_cli_option_reaches_a_baseline():
-    from aseqdip.cli import BASELINE_OPTIONS
+    from aseqdip.pipeline import BASELINE_OPTIONS
     from aseqdip.methods.registry import method_parameters
 
     accepted = set().union(*(method_parameters(METHODS[name]) for name in BASELINES))

@@ -52,7 +52,9 @@ def test_batched_gradient_equals_single_gradients(problems):
         for name, param in single.named_parameters():
             stacked = getattr(net, name.replace(".", "__"))
             torch.testing.assert_close(stacked.detach()[i], param.detach(), rtol=0, atol=0)  # same seed, same init
-            torch.testing.assert_close(stacked.grad[i], param.grad, rtol=1e-3, atol=1e-5 * scale)
+            # grouped and single convolutions sum in different orders: on an AVX-512 EPYC the largest gap
+            # was 1.05e-4 of the largest gradient (the earlier bound, 1e-5, held on an AVX2 one)
+            torch.testing.assert_close(stacked.grad[i], param.grad, rtol=1e-3, atol=3e-4 * scale)
 
 
 @pytest.mark.parametrize("method_cls", [ASeqDIP, VanillaDIP])

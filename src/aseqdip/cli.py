@@ -1,26 +1,31 @@
 """The ``aseqdip`` command: simulate a measurement, reconstruct, and write the results.
 
-Every user mistake (a bad file, an unknown task, an out-of-range option) ends in one line on stderr and
-exit status 2, with no traceback and no output folder.
+This module parses the command line, hands the options to ``pipeline`` (or ``batch``) and prints. Every
+user mistake (a bad file, an unknown task, an out-of-range option, an output folder that would lose
+files) ends in one line on stderr and exit status 2, with no traceback and nothing written; a run whose
+loss or image goes NaN or infinite ends in one line and exit status 3; Ctrl-C in one line that says
+what was kept, exit status 130. Warnings of the libraries underneath do not reach the terminal
+(``ASEQDIP_SHOW_WARNINGS=1`` shows them).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import contextlib
+import logging
+import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .errors import UserInputError
+from . import pipeline
+from .errors import Interrupted, NonFiniteError, UserInputError
 
 EXIT_USAGE = 2
-
-# options shared by every method, mapped to the methods' keyword arguments
-METHOD_OPTIONS = {"iterations": "iterations", "inner_steps": "inner_steps", "lam": "lam", "lr": "lr",
-                  "dc_update": "dc_update", "cs_lambda": "cs_lambda", "ramp": "ramp", "ramp_lr": "ramp_lr",
-                  "warmup": "warmup", "warmup_lr": "warmup_lr"}
+EXIT_NON_FINITE = 3
+EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,10 +33,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UserInputError(message)
-
-
-def _warn(message: str) -> None:
-    print(f"aseqdip: warning: {message}", file=sys.stderr)
 
 
 def add_method_arguments(p: argparse.ArgumentParser) -> None:
@@ -102,13 +103,6 @@ def add_stopping_arguments(p: argparse.ArgumentParser) -> None:
                    help="--stop discrepancy: stop once the residual is <= TAU sigma^2 per measured entry (default 1)")
 
 
-# options of the paper's DIP baselines (docs/methods.md), CLI attribute -> method keyword argument
-BASELINE_OPTIONS = {"references": "references", "alpha": "alpha", "lr_input": "lr_input", "noise_scale": "noise_scale",
-                    "draws": "draws", "ema": "ema", "tv_weight": "tv_weight", "es_window": "window",
-                    "es_patience": "patience", "langevin_scale": "langevin_scale", "burn_in": "burn_in",
-                    "sample_every": "sample_every", "sure_sigma": "sure_sigma", "input_noise": "input_noise"}
-
-
 def add_baseline_arguments(p: argparse.ArgumentParser) -> None:
     """Options of the DIP baselines; each defaults to None so the method's published default applies."""
     g = p.add_argument_group("DIP baselines (defaults and their sources: docs/methods.md)")
@@ -148,14 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--image", required=True, help="image file (PNG, JPEG, TIFF, NPY, DICOM where the task reads it) "
                                                     "or skimage:NAME for an image bundled with scikit-image")
     run.add_argument("--size", type=int, default=None, help="centre-crop to a square and resize to SIZE x SIZE")
-    run.add_argument("--out", required=True, help="output folder")
+    run.add_argument("--out", required=True, help="output folder (new or empty)")
+    run.add_argument("--overwrite", action="store_true", help="replace --out, an earlier run's folder, as a whole")
     add_method_arguments(run)
     for task in TASKS.values():
         task.add_arguments(run.add_argument_group(f"task {task.name}"))
 
     rec = sub.add_parser("reconstruct", help="reconstruct measured data (k-space, sinogram) of a task")
     rec.add_argument("--task", required=True, help=f"one of {', '.join(TASKS)}")
-    rec.add_argument("--out", required=True, help="output folder")
+    rec.add_argument("--out", required=True, help="output folder (new or empty)")
+    rec.add_argument("--overwrite", action="store_true", help="replace --out, an earlier run's folder, as a whole")
     add_method_arguments(rec)
     for task in TASKS.values():
         task.add_reconstruct_arguments(rec.add_argument_group(f"task {task.name}"))
@@ -188,138 +184,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _validate_common(args: argparse.Namespace) -> None:
-    if getattr(args, "size", None) is not None and args.size < 1:
-        raise UserInputError(f"--size must be a positive number of pixels, got {args.size}")
-    if getattr(args, "iterations", None) is not None and args.iterations < 1:
-        raise UserInputError(f"--iterations must be at least 1, got {args.iterations}")
-    if getattr(args, "track_every", 1) < 1:
-        raise UserInputError("--track-every must be at least 1")
-    if getattr(args, "checkpoint_every", None) is not None and args.checkpoint_every < 1:
-        raise UserInputError(f"--checkpoint-every must be at least 1, got {args.checkpoint_every}")
-
-
-def _task_class(args: argparse.Namespace) -> type:
-    from .tasks import TASKS
-
-    _validate_common(args)
-    if args.task not in TASKS:
-        raise UserInputError(f"unknown task {args.task!r}; choose from {', '.join(TASKS)}")
-    return TASKS[args.task]
-
-
-def _method(args: argparse.Namespace, task_cls: type) -> Any:
-    from .methods.registry import build_method
-
-    options = {key: getattr(args, attr) for attr, key in {**METHOD_OPTIONS, **BASELINE_OPTIONS}.items()}
-    options.update(seed=args.seed, device=args.device, precision=args.precision, progress=not args.no_progress,
-                   network=args.network or task_cls.network)
-    options.update(getattr(args, "method_extra", {}))
-    for key in _rule_owned(args):  # options a stopping rule uses when the method has no such setting
-        options[key] = None
-    if getattr(args, "stop", "none") == "auto":  # auto's ramp, where the user did not set one
-        from .auto import choice_for
-
-        for key, value in choice_for(args.method).method.items():
-            if options.get("ramp") is None and options.get("warmup") is None:
-                options[key] = value
-    return build_method(args.method, options, task_cls.method_defaults.get(args.method), warn=_warn)
-
-
-def _method_accepts(args: argparse.Namespace, key: str) -> bool:
-    from .methods import METHODS
-    from .methods.registry import method_parameters
-
-    return args.method in METHODS and key in method_parameters(METHODS[args.method])
-
-
-def _rule_owned(args: argparse.Namespace) -> set[str]:
-    """Method keyword arguments that --ema / --stop take over because the method itself has none."""
-    stop = _effective_stop(args)
-    keys = {"ema"} | ({"window", "patience"} if stop == "wmv" else set()) | (
-        {"sure_sigma"} if stop in ("sure", "discrepancy") else set())
-    return {k for k in keys if not _method_accepts(args, k)}
-
-
-def _effective_stop(args: argparse.Namespace) -> str:
-    """The rule --stop names, with auto resolved for the method (aseqdip.auto)."""
-    stop = getattr(args, "stop", "none")
-    if stop != "auto":
-        return stop
-    from .auto import choice_for
-
-    return choice_for(args.method).rule.stop
-
-
-def _output_rule(args: argparse.Namespace) -> Any:
-    """The stopping/output rule the options ask for (docs/stopping.md), auto resolved (docs/auto.md)."""
-    from .auto import resolve
-    from .rules import OutputRule
-
-    stop = _effective_stop(args)
-    owned = _rule_owned(args)
-    sigma = getattr(args, "sure_sigma", None)
-    options = {"stop": stop, "seed": args.seed,
-               "ema": args.ema if "ema" in owned else None,
-               "sigma": None if sigma is None else sigma / 255.0,
-               "holdout": getattr(args, "holdout", None), "refit": getattr(args, "refit", None),
-               "every": getattr(args, "stop_every", None), "tau": getattr(args, "tau", None),
-               "window": getattr(args, "es_window", None) if stop == "wmv" else None,
-               "patience": (getattr(args, "es_patience", None) if stop == "wmv" else None)
-               or getattr(args, "stop_patience", None),
-               "noise": getattr(args, "sigma_from", None),
-               "observe": tuple(n.strip() for n in args.observe.split(",") if n.strip()) if getattr(
-                   args, "observe", None) else None}
-    rule = OutputRule(**{k: v for k, v in options.items() if v is not None})
-    if getattr(args, "stop", "none") == "auto":
-        rule = resolve(args.method, dataclasses.replace(rule, stop="auto"))[1]
-    return rule
-
-
-def checkpoint_path(out: str | Path) -> Path:
-    """Where a run writing into ``out`` keeps its checkpoint: a hidden file beside the folder."""
-    out = Path(out)
-    return out.parent / f".{out.name}.checkpoint.pt"
-
-
-def solve_and_save(args: argparse.Namespace, method: Any, problem: Any, extra: dict[str, Any]) -> dict[str, Any]:
-    """Reconstruct ``problem`` with ``method`` and write the run's files into ``args.out``."""
-    from .io import StagedOutput
-    from .report import save_run
-    from .rules import reconstruct
-
-    saving: dict[str, Any] = {}
-    every = getattr(args, "checkpoint_every", None)
-    if every is not None or getattr(args, "resume", False):
-        saving = {"checkpoint": checkpoint_path(args.out), "checkpoint_every": every or 500,
-                  "resume": bool(getattr(args, "resume", False))}
-    result = reconstruct(method, problem.y, problem.physics, _output_rule(args), x0=problem.x0,
-                         monitor=problem.psnr if problem.x_true is not None else None, track_every=args.track_every,
-                         score=problem.metrics if problem.x_true is not None else None, noise_hint=problem.settings,
-                         **saving)
-    with StagedOutput(args.out) as out:
-        metrics = save_run(out, problem, method.name, method.hyperparameters(), result, extra=extra)
-    if saving:
-        saving["checkpoint"].unlink(missing_ok=True)  # the results are in place: the checkpoint has done its job
-    return metrics
-
-
-def command_run(args: argparse.Namespace) -> dict[str, Any]:
-    task_cls = _task_class(args)
-    task = task_cls.from_args(args)  # validates the task's options before any work
-    method = _method(args, task_cls)
-    x = task.load(args.image, size=args.size)
-    problem = task.simulate(x, seed=args.seed)
-    return solve_and_save(args, method, problem, {"image": args.image, "size": args.size})
-
-
-def command_reconstruct(args: argparse.Namespace) -> dict[str, Any]:
-    task_cls = _task_class(args)
-    method = _method(args, task_cls)
-    problem = task_cls.from_measurement(args)
-    return solve_and_save(args, method, problem, {})
-
-
 def _summary(m: dict[str, Any], out: str) -> str:
     parts = [f"{m['method']} on {m['task']}"]
     if "psnr_measurement" in m:
@@ -336,10 +200,11 @@ def command_demo(args: argparse.Namespace) -> dict[str, Any]:
     ns = build_parser().parse_args([
         "run", "--task", "denoise", "--image", "skimage:astronaut", "--size", str(args.size), "--sigma", "25",
         "--iterations", str(args.iterations), "--out", args.out, *(["--no-progress"] if args.no_progress else []),
+        "--overwrite",  # a second demo replaces the first one's folder (never a folder of other files)
     ])
     print(f"aSeqDIP demo: scikit-image's astronaut at {args.size}x{args.size}, Gaussian noise sigma 25, "
           f"{args.iterations} iterations", flush=True)
-    m = command_run(ns)
+    m = pipeline.run_simulated(ns)
     print(f"PSNR before (noisy): {m['psnr_measurement']:.2f} dB   after (aSeqDIP): {m['psnr']:.2f} dB")
     return m
 
@@ -347,14 +212,19 @@ def command_demo(args: argparse.Namespace) -> dict[str, Any]:
 def command_batch(args: argparse.Namespace, options: list[str]) -> int:
     from .batch import run_batch
 
-    summary = run_batch(args.task, args.input, args.out, options, executor=args.executor, address=args.address,
-                        cpus_per_study=args.cpus_per_study, gpus_per_study=args.gpus_per_study,
+    summary = run_batch(args.task, args.input, args.out, options, parser=build_parser(), executor=args.executor,
+                        address=args.address, cpus_per_study=args.cpus_per_study, gpus_per_study=args.gpus_per_study,
                         retries=args.retries, checkpoint_every=args.checkpoint_every, progress=not args.no_progress)
     print(summary.line())
     return 1 if summary.failed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    with _library_warnings_off_the_terminal():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args, rest = build_parser().parse_known_args(argv)
         if args.command == "batch":
@@ -362,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if rest:
             raise UserInputError(f"unrecognized arguments: {' '.join(rest)}")
         if args.command in ("run", "reconstruct"):
-            m = command_run(args) if args.command == "run" else command_reconstruct(args)
+            m = pipeline.execute(args)
             print(_summary(m, args.out))
         elif args.command == "demo":
             m = command_demo(args)
@@ -370,10 +240,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserInputError as exc:
         print(f"aseqdip: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("aseqdip: interrupted; nothing was written", file=sys.stderr)
-        return 130
+    except NonFiniteError as exc:
+        print(f"aseqdip: error: {exc}; {exc.kept}", file=sys.stderr)
+        return EXIT_NON_FINITE
+    except KeyboardInterrupt as exc:
+        note = exc.kept if isinstance(exc, Interrupted) else "interrupted before anything was written"
+        print(f"aseqdip: {note}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
+
+
+@contextlib.contextmanager
+def _library_warnings_off_the_terminal() -> Iterator[None]:
+    """Send Python warnings (deprecations, PIL's EXIF notes ...) to the ``aseqdip.warnings`` logger at
+    DEBUG level instead of stderr, for this command only: the user sees aseqdip's own lines."""
+    if os.environ.get("ASEQDIP_SHOW_WARNINGS"):
+        yield
+        return
+    log = logging.getLogger("aseqdip.warnings")
+
+    def to_log(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: object = None,
+               line: str | None = None) -> None:
+        log.debug("%s:%s: %s: %s", filename, lineno, category.__name__, message)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = to_log
+        yield
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@ import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
+SSIM_SIGMA = 1.5  # Wang et al.'s Gaussian window
+SSIM_WINDOW = 2 * int(3.5 * SSIM_SIGMA + 0.5) + 1  # its size in scikit-image (truncated at 3.5 sigma): 11 pixels
+
 
 def psnr(x: torch.Tensor, ref: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """PSNR in dB over all pixels and channels; stays on the device (no host sync)."""
@@ -25,7 +28,8 @@ def to_numpy_image(x: torch.Tensor) -> np.ndarray:
 
 
 def ssim(x: torch.Tensor, ref: torch.Tensor, data_range: float = 1.0) -> float:
-    """SSIM (Wang et al. 2004) from scikit-image with Gaussian weighting, colour-aware."""
+    """SSIM (Wang et al. 2004) from scikit-image with Gaussian weighting, colour-aware (images of at least
+    ``SSIM_WINDOW`` pixels a side)."""
     a, b = to_numpy_image(x).astype(np.float64), to_numpy_image(ref).astype(np.float64)
-    return float(structural_similarity(a, b, data_range=data_range, gaussian_weights=True, sigma=1.5,
+    return float(structural_similarity(a, b, data_range=data_range, gaussian_weights=True, sigma=SSIM_SIGMA,
                                        use_sample_covariance=False, channel_axis=-1 if a.ndim == 3 else None))

@@ -112,7 +112,7 @@ def resolve_noise(rule: OutputRule, physics: Any, y: torch.Tensor, hint: dict[st
         raise UserInputError(f"{what}: the noise level must be positive, got {rule.sigma:g}")
     if rule.sigma is None and rule.noise == "model":
         level = noise_level(physics, y, prefer="model", hint=hint)
-        if level.source != "model":
+        if level.source not in ("model", "file"):
             raise UserInputError(f"{what} needs the noise level: this measurement has no Gaussian noise of known "
                                  f"sigma > 0; give it with --sure-sigma (0-255 scale) or use --sigma-from estimate")
         return level

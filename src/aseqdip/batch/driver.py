@@ -1,11 +1,15 @@
 """The batch driver: find the studies, skip the finished ones, run the rest, keep ``results.csv`` current.
 
 Every study's options are checked once, before any work, by the same parser and builders as a single
-``aseqdip run``; a bad option is one clear error, not N failed studies.
+``aseqdip run``; a bad option is one clear error, not N failed studies. A rerun into an existing OUT
+must be the same job: a finished (or checkpointed) study made with other settings or from another
+file is refused by name before anything runs (the fingerprints of ``aseqdip.fingerprint``), and an OUT
+that is not a batch's folder is not written into.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from collections.abc import Sequence
@@ -14,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserInputError
+from .. import pipeline
+from ..errors import Interrupted, UserInputError
+from ..fingerprint import describe_difference, first_difference, run_fingerprint
 from .executors import ray_session, run_on_ray, run_serial
 from .ledger import Ledger
 from .studies import find_studies
@@ -39,12 +45,15 @@ class BatchSummary:
                 f"{self.failed} failed ({self.wall_seconds:.1f} s){skipped}; results in {self.results}")
 
 
-def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str] = (), *, executor: str = "ray",
-              address: str | None = None, cpus_per_study: int | None = None, gpus_per_study: float = 0,
-              retries: int = 2, checkpoint_every: int | None = None, progress: bool = True) -> BatchSummary:
+def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str] = (), *,
+              parser: argparse.ArgumentParser, executor: str = "ray", address: str | None = None,
+              cpus_per_study: int | None = None, gpus_per_study: float = 0, retries: int = 2,
+              checkpoint_every: int | None = None, progress: bool = True) -> BatchSummary:
     """Reconstruct every study under ``input_spec`` into ``out/<study>/`` and write ``out/results.csv``.
 
-    ``options`` are options of ``aseqdip run`` (``reconstruct`` for fastMRI files) shared by all studies.
+    ``options`` are options of ``aseqdip run`` (``reconstruct`` for fastMRI files) shared by all studies;
+    ``parser`` reads them (``aseqdip.cli.build_parser()``: the command's own grammar, passed in so that
+    the batch does not import the command line).
     """
     if executor not in EXECUTORS:
         raise UserInputError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
@@ -52,20 +61,21 @@ def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str
         raise UserInputError(f"--retries must be 0 or more, got {retries}")
     if cpus_per_study is not None and cpus_per_study < 1:
         raise UserInputError(f"--cpus-per-study must be at least 1, got {cpus_per_study}")
-    if gpus_per_study < 0:
-        raise UserInputError(f"--gpus-per-study must be 0 or more, got {gpus_per_study}")
+    if not 0 <= gpus_per_study < float("inf"):  # NaN fails too
+        raise UserInputError(f"--gpus-per-study must be a finite number, 0 or more, got {gpus_per_study}")
     if checkpoint_every is not None and checkpoint_every < 1:
         raise UserInputError(f"--checkpoint-every must be at least 1, got {checkpoint_every}")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserInputError(f"{out}: exists and is not a folder")
+    check_batch_folder(out)
     start = time.perf_counter()
     found = find_studies(input_spec, exclude=out)
     threads = cpus_per_study or (1 if executor == "ray" else os.cpu_count() or 1)
     jobs = [StudyJob(s, task, tuple(options), out, threads, checkpoint_every) for s in found.studies]
-    check_options(jobs)
+    check_options(jobs, parser)
+    jobs = [job.parsed(parser) for job in jobs]
 
     ledger = Ledger(out)
+    check_same_job(jobs, ledger)
     todo = [job for job in jobs if not ledger.is_done(job.study.id)]
     counts = {"done": 0, "failed": 0}
 
@@ -85,6 +95,10 @@ def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str
                 run_on_ray(todo, on_record, retries, cpus_per_study=threads, gpus_per_study=gpus_per_study)
             elif todo:
                 run_serial(todo, on_record, retries)
+        except KeyboardInterrupt:
+            finished = sum(ledger.is_done(s.id) for s in found.studies)
+            raise Interrupted(f"interrupted; {finished} of {len(found.studies)} studies are finished and kept in "
+                              f"{out} (results.csv); rerun the same command to finish the rest") from None
         finally:
             bar.close()
             results = ledger.write_results(found.studies)
@@ -95,11 +109,48 @@ def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str
 PER_STUDY = ("--image", "--kspace", "--slice", "--resume")  # set by the batch for each study
 
 
-def check_options(jobs: Sequence[StudyJob]) -> None:
-    """Parse and build one study of each kind (image, k-space) without running it."""
-    from .. import cli
+def check_batch_folder(out: Path) -> None:
+    """OUT must be new, empty, or an earlier batch's folder (it has ``.batch/``), in a writable place."""
+    from ..preflight import check_writable
 
+    if out.exists() and not out.is_dir():
+        raise UserInputError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / ".batch").is_dir():
+        raise UserInputError(f"--out {out} already holds files that are not an aseqdip batch's; choose a new folder")
+    check_writable(out.resolve().parent, f"--out {out}")
+
+
+def check_same_job(jobs: Sequence[StudyJob], ledger: Ledger) -> None:
+    """Refuse a rerun whose finished or checkpointed studies were made with other settings or inputs."""
+    from ..engine.checkpoint import read_checkpoint
+
+    for job in jobs:
+        assert job.args is not None
+        where = ledger.out / job.study.id
+        checkpoint = pipeline.checkpoint_path(where)
+        if ledger.is_done(job.study.id):
+            saved, label = ledger.fingerprint(job.study.id), "that study"
+        elif checkpoint.exists():
+            saved, label, where = read_checkpoint(checkpoint).get("fingerprint"), "its checkpoint", checkpoint
+        else:
+            continue
+        if saved is None:
+            raise UserInputError(f"{where} records no fingerprint (an older aseqdip's?), so it cannot be matched "
+                                 f"to this batch; choose a new --out")
+        current = run_fingerprint(job.args)
+        key = first_difference(saved, current)
+        if key is not None:
+            what = describe_difference(key, saved, current, label, "this batch")
+            raise UserInputError(f"{where} was made by another job: {what}; rerun with the options and inputs it "
+                                 f"was made with, or choose a new --out")
+
+
+def check_options(jobs: Sequence[StudyJob], parser: argparse.ArgumentParser) -> None:
+    """Parse and build one study of each kind (image, k-space) without running it."""
     for option in jobs[0].options if jobs else ():
+        if option.split("=", 1)[0] == "--overwrite":
+            raise UserInputError("--overwrite does not apply to a batch: a rerun into the same --out finishes what "
+                                 "is missing; choose a new --out to start afresh")
         if option.split("=", 1)[0] in PER_STUDY:
             raise UserInputError(f"{option.split('=', 1)[0]} is set by the batch for each study; name the studies "
                                  f"with --input")
@@ -109,14 +160,11 @@ def check_options(jobs: Sequence[StudyJob]) -> None:
         kinds.setdefault(job.study.is_kspace, job)
     for is_kspace, job in kinds.items():
         try:
-            args = cli.build_parser().parse_args(job.argv())
+            args = parser.parse_args(job.argv())
         except UserInputError as exc:
             kind = "fastMRI files (options of 'aseqdip reconstruct')" if is_kspace else "images (options of 'aseqdip run')"
             raise UserInputError(f"{exc} (for {kind})") from None
-        task_cls = cli._task_class(args)
-        if args.command == "run":
-            task_cls.from_args(args)
-        cli._method(args, task_cls)
+        pipeline.check_options(args)
 
 
 def _progress(total: int, initial: int, enabled: bool) -> Any:

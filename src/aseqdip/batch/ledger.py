@@ -35,6 +35,10 @@ class Ledger:
     def is_done(self, study_id: str) -> bool:
         return (self.out / study_id / "metrics.json").is_file()
 
+    def fingerprint(self, study_id: str) -> dict[str, Any] | None:
+        """The fingerprint a finished study recorded in its metrics.json (None: none recorded)."""
+        return _read_json(self.out / study_id / "metrics.json").get("fingerprint")
+
     def attempts(self, study_id: str) -> int:
         path = self.meta / "attempts" / study_id
         try:

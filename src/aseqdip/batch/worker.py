@@ -1,21 +1,23 @@
 """Running one study: the same code path as ``aseqdip run`` / ``aseqdip reconstruct``, in any process.
 
 The worker is a plain function of picklable arguments so that Ray (or a simple loop) can call it. A
-study with a user error (an unreadable file, an option the task rejects) returns a failed record at
-once: running it again would fail the same way. Any other exception propagates, so that the executor
+study with a user error (an unreadable file, an option the task rejects) or a run that went non-finite
+returns a failed record at once: running it again would fail the same way. Any other exception propagates, so that the executor
 retries it; a killed worker process is retried by Ray itself. Each attempt is counted on disk, and a
 checkpoint beside the study's output lets a retried attempt continue where the last one stopped.
 """
 
 from __future__ import annotations
 
+import argparse
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserInputError
+from .. import pipeline
+from ..errors import NonFiniteError, UserInputError
 from .ledger import Ledger
 from .studies import Study
 
@@ -30,6 +32,7 @@ class StudyJob:
     out: Path  # the batch's output folder
     threads: int = 1
     checkpoint_every: int | None = None
+    args: argparse.Namespace | None = None  # argv() parsed by the driver (plain values: it travels to Ray workers)
 
     def argv(self) -> list[str]:
         dest = str(self.out / self.study.id)
@@ -42,13 +45,17 @@ class StudyJob:
         saving = ["--checkpoint-every", str(self.checkpoint_every), "--resume"] if self.checkpoint_every else []
         return [*head, *self.options, *saving, "--no-progress", "--out", dest]
 
+    def parsed(self, parser: argparse.ArgumentParser) -> "StudyJob":
+        """This job with its options parsed by ``parser`` (the ``aseqdip`` command's)."""
+        return replace(self, args=parser.parse_args(self.argv()))
+
 
 def run_study(job: StudyJob) -> dict[str, Any]:
     """Reconstruct one study and return its record (status ``done`` or ``failed``)."""
     import torch
 
-    from .. import cli
-
+    if job.args is None:
+        raise ValueError("a StudyJob runs once its options are parsed (StudyJob.parsed)")
     ledger = Ledger(job.out)
     attempt = ledger.count_attempt(job.study.id)
     ledger.clear_partial(job.study.id)
@@ -56,9 +63,8 @@ def run_study(job: StudyJob) -> dict[str, Any]:
     start = time.perf_counter()
     base = {"study": job.study.id, "source": job.study.describe(), "attempts": attempt, "node": _node()}
     try:
-        args = cli.build_parser().parse_args(job.argv())
-        metrics = cli.command_run(args) if args.command == "run" else cli.command_reconstruct(args)
-    except UserInputError as exc:
+        metrics = pipeline.execute(job.args)
+    except (UserInputError, NonFiniteError) as exc:
         return {**base, "status": "failed", "error": str(exc), "wall_seconds": time.perf_counter() - start}
     return {**base, "status": "done", "wall_seconds": time.perf_counter() - start, "metrics": metrics}
 

@@ -4,6 +4,11 @@ A checkpoint holds the network (with BatchNorm buffers), every optimiser, the in
 output, the iteration, the run's generators and the global RNG, the method's ``state.extra`` and the
 callbacks' own state (curves, stopping rules). On CPU with the same seed a resumed run returns the
 same image as an uninterrupted one. Files are written atomically and read with ``weights_only=True``.
+
+A checkpoint also records who may resume it: the loop's ``identity`` (method, its settings, seed,
+budget, shapes) and the caller's ``fingerprint`` (for the command: every option that shapes the
+result and the inputs' contents, ``aseqdip.fingerprint``). Resuming with a different one, or from a
+truncated or corrupted file, raises :class:`CheckpointError` (one line) before any state is touched.
 """
 
 from __future__ import annotations
@@ -15,11 +20,17 @@ from typing import Any
 
 import torch
 
+from ..errors import UserInputError
+from ..fingerprint import describe_difference, first_difference, plain
 from ..io.outputs import atomic_write
 from .callbacks import Callback
 from .state import LoopState
 
-FORMAT = 1
+FORMAT = 2  # 2: identity and fingerprint recorded
+
+
+class CheckpointError(UserInputError):
+    """A checkpoint that cannot be resumed here: unreadable, of another format, or another run's."""
 
 
 def _pack(value: Any) -> Any:
@@ -44,10 +55,13 @@ def _unpack(value: Any) -> Any:
     return value
 
 
-def save_checkpoint(path: str | Path, state: LoopState, callbacks: Sequence[Callback] = ()) -> None:
-    """Write ``state`` (and the callbacks' state) to ``path`` atomically."""
+def save_checkpoint(path: str | Path, state: LoopState, callbacks: Sequence[Callback] = (), *,
+                    identity: dict[str, Any] | None = None, fingerprint: dict[str, Any] | None = None) -> None:
+    """Write ``state`` (and the callbacks' state) to ``path`` atomically, with who may resume it."""
     payload = {
         "format": FORMAT,
+        "identity": plain(identity or {}),
+        "fingerprint": None if fingerprint is None else plain(fingerprint),
         "iteration": state.iteration,
         "net": state.net.state_dict(),
         "optimizers": [opt.state_dict() for opt in state.optimizers],
@@ -64,11 +78,57 @@ def save_checkpoint(path: str | Path, state: LoopState, callbacks: Sequence[Call
     atomic_write(Path(path), lambda f: f.write(buf.getvalue()))
 
 
-def load_checkpoint(path: str | Path, state: LoopState, callbacks: Sequence[Callback] = ()) -> None:
-    """Restore ``state`` (built afresh by the loop) and the callbacks from ``path``."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if payload.get("format") != FORMAT:
-        raise ValueError(f"{path}: not an aseqdip checkpoint of format {FORMAT}")
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint at ``path`` as saved, or a one-line :class:`CheckpointError` when it cannot be read."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint") from None
+    except Exception as exc:  # noqa: BLE001 - truncated zip, bad pickle, foreign objects: many types
+        raise CheckpointError(f"{path}: cannot resume from this checkpoint: the file is truncated or corrupted "
+                              f"({type(exc).__name__}); remove it to start afresh") from None
+    if not isinstance(payload, dict) or "format" not in payload:
+        raise CheckpointError(f"{path}: not an aseqdip checkpoint; remove it to start afresh")
+    if payload["format"] != FORMAT:
+        raise CheckpointError(f"{path}: a checkpoint of format {payload['format']} (this aseqdip writes and reads "
+                              f"format {FORMAT}); remove it to start afresh")
+    return payload
+
+
+def check_match(path: str | Path, payload: dict[str, Any], key: str, expected: dict[str, Any] | None) -> None:
+    """Refuse (one line, naming the first differing setting) a checkpoint saved for another run."""
+    if expected is None:
+        return
+    saved = payload.get(key)
+    if saved is None:
+        raise CheckpointError(f"{path}: this checkpoint records no {key} to compare with this run's; "
+                              f"remove it to start afresh")
+    differing = first_difference(saved, plain(expected))
+    if differing is not None:
+        what = describe_difference(differing, saved, plain(expected), "the checkpoint", "this run")
+        raise CheckpointError(f"{path} is another run's checkpoint: {what}; rerun with the checkpoint's settings, "
+                              f"or remove it to start afresh")
+
+
+def load_checkpoint(path: str | Path, state: LoopState, callbacks: Sequence[Callback] = (), *,
+                    identity: dict[str, Any] | None = None, fingerprint: dict[str, Any] | None = None) -> None:
+    """Restore ``state`` (built afresh by the loop) and the callbacks from ``path``.
+
+    ``identity`` and ``fingerprint``, when given, must equal those saved; nothing is restored otherwise.
+    """
+    payload = read_checkpoint(path)
+    check_match(path, payload, "fingerprint", fingerprint)
+    check_match(path, payload, "identity", identity)
+    try:
+        _restore(payload, state, callbacks)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - another network's weights, optimiser or state: many types
+        raise CheckpointError(f"{path}: this checkpoint does not fit this run's network or optimiser "
+                              f"({type(exc).__name__}); remove it to start afresh") from None
+
+
+def _restore(payload: dict[str, Any], state: LoopState, callbacks: Sequence[Callback]) -> None:
     device = state.z.device
     state.net.load_state_dict(payload["net"])
     for opt, saved in zip(state.optimizers, payload["optimizers"], strict=True):
@@ -109,13 +169,18 @@ def _keyed(callbacks: Sequence[Callback]) -> dict[str, Callback]:
 class Checkpointer(Callback):
     """Save the run every ``every`` iterations (and never more often than that)."""
 
-    def __init__(self, path: str | Path, every: int = 500) -> None:
+    def __init__(self, path: str | Path, every: int = 500, fingerprint: dict[str, Any] | None = None) -> None:
         if every < 1:
             raise ValueError("checkpoint interval must be at least 1 iteration")
         self.path = Path(path)
         self.every = every
+        self.fingerprint = fingerprint  # the caller's: what a resumed run must match (see module docstring)
+        self.identity: dict[str, Any] = {}  # set by the loop: the method, its settings, seed, budget, shapes
         self.callbacks: Sequence[Callback] = ()  # set by the loop: whose state to save alongside
 
+    def saves_at(self, iteration: int, iterations: int) -> bool:
+        return iteration % self.every == 0 and iteration < iterations
+
     def on_step(self, state: LoopState) -> None:
-        if state.iteration % self.every == 0 and state.iteration < state.iterations:
-            save_checkpoint(self.path, state, self.callbacks)
+        if self.saves_at(state.iteration, state.iterations):
+            save_checkpoint(self.path, state, self.callbacks, identity=self.identity, fingerprint=self.fingerprint)

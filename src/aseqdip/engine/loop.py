@@ -3,7 +3,9 @@
 A method is a set of hooks (:class:`Hooks`): it builds the network, chooses the initial input, makes
 its optimisers, says what the network sees at each step, defines the loss, updates the input after a
 step, and picks the output. The loop owns everything else: device and precision, seeding, the
-gradient step, timing and the callbacks (progress, metric tracking, stopping, output rules).
+gradient step, timing and the callbacks (progress, metric tracking, stopping, output rules). It also
+refuses to go on once the loss or the network output is NaN or infinite (:class:`FiniteGuard`): such a
+run stops with :class:`~aseqdip.errors.NonFiniteError` instead of returning a meaningless image.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import NonFiniteError
 from .callbacks import Callback
 from .checkpoint import Checkpointer, load_checkpoint
 from .precision import Precision, resolve_device
@@ -50,6 +53,46 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+class FiniteGuard:
+    """Stops the run (:class:`NonFiniteError`) at the first step whose loss or network output is not finite.
+
+    On the CPU every step is checked (it costs no device sync). Elsewhere the first bad step is kept on
+    the device and read every ``every`` steps, before each checkpoint and at the end, so the loop does
+    not wait for the device at every step; the error still names the first bad step, and no checkpoint
+    is ever written from a non-finite state.
+    """
+
+    NONE = 2**62
+
+    def __init__(self, device: torch.device, every: int = 25, sync_at: Any = None) -> None:
+        self.every = 1 if device.type == "cpu" else every
+        self.sync_at = sync_at or (lambda iteration: False)
+        self.first_bad: torch.Tensor | None = None
+
+    def check(self, state: LoopState) -> None:
+        loss_ok = torch.isfinite(state.loss).all()
+        out_ok = torch.isfinite(state.output).all()
+        if self.every == 1:
+            if not bool(loss_ok):
+                raise NonFiniteError(state.iteration, "loss", state.iterations)
+            if not bool(out_ok):
+                raise NonFiniteError(state.iteration, "network output", state.iterations)
+            return
+        step = torch.where(loss_ok & out_ok, self.NONE, state.iteration)
+        self.first_bad = step if self.first_bad is None else torch.minimum(self.first_bad, step)
+        if state.iteration % self.every == 0 or state.iteration >= state.iterations or self.sync_at(state.iteration):
+            first = int(self.first_bad)
+            if first != self.NONE:
+                raise NonFiniteError(first, "loss or network output", state.iterations)
+
+
+def engine_identity(hooks: Any, iterations: int, seed: int, y: torch.Tensor, x0: torch.Tensor) -> dict[str, Any]:
+    """What a checkpoint of this run must match to be resumed: the method, its settings, budget, seed, shapes."""
+    settings = hooks.hyperparameters() if callable(getattr(hooks, "hyperparameters", None)) else {}
+    return {"method": type(hooks).__name__, "settings": settings, "iterations": iterations, "seed": seed,
+            "measurement shape": list(y.shape), "image shape": list(x0.shape)}
 
 
 class NetworkRunner:
@@ -101,11 +144,15 @@ def run(
     state.runner = NetworkRunner(net, prec)
     state.optimizers = hooks.make_optimizers(state)
     others = [cb for cb in callbacks if not isinstance(cb, Checkpointer)]
-    for cb in callbacks:
-        if isinstance(cb, Checkpointer):
-            cb.callbacks = others
+    checkpointers = [cb for cb in callbacks if isinstance(cb, Checkpointer)]
+    identity = engine_identity(hooks, iterations, seed, y, x0)
+    for cb in checkpointers:
+        cb.callbacks = others
+        cb.identity = identity
     if resume_from is not None and Path(resume_from).exists():
-        load_checkpoint(resume_from, state, others)
+        fingerprint = next((cb.fingerprint for cb in checkpointers if cb.path == Path(resume_from)), None)
+        load_checkpoint(resume_from, state, others, identity=identity, fingerprint=fingerprint)
+    guard = FiniteGuard(dev, sync_at=lambda it: any(cb.saves_at(it, iterations) for cb in checkpointers))
 
     first_step = state.iteration  # > 0 when resumed: only the steps from here on are timed
     for cb in callbacks:
@@ -114,6 +161,7 @@ def run(
     try:
         while state.iteration < iterations and not state.stop:
             _step(hooks, state)
+            guard.check(state)  # before the callbacks: no checkpoint, curve or rule sees a non-finite step
             for cb in callbacks:
                 cb.on_step(state)
         image, iteration_returned, rule = hooks.output(state)
@@ -121,6 +169,8 @@ def run(
             chosen = cb.selection()
             if chosen is not None:
                 image, iteration_returned, rule = chosen
+        if not bool(torch.isfinite(image).all()):
+            raise NonFiniteError(iteration_returned, "returned image", iterations)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
     finally:

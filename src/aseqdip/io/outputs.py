@@ -1,7 +1,8 @@
 """Writing results: PNG, NPY and JSON, each written atomically, staged so a failed run leaves nothing.
 
 :class:`StagedOutput` collects a run's files in a hidden temporary folder beside the destination and
-moves them in only when the run has finished, so the output folder never holds half a result.
+puts that folder in place, as a whole, only when the run has finished: the output folder never holds
+half a result, nor a mix of two runs' files.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,23 +63,27 @@ def _jsonable(value: Any) -> Any:
 
 
 class StagedOutput:
-    """A run's output folder, filled in a staging folder and committed at the end.
+    """A run's output folder, filled in a staging folder and put in place as a whole at the end.
 
-    Use as a context manager: on success every staged file is moved into ``dest`` (files of the same
-    name are replaced, others left alone); on any error the staging folder is removed and ``dest`` is
-    untouched (not even created). When ``dest`` does not exist yet the whole folder appears at once (one
-    rename), so a process killed at any moment leaves either no folder or a complete one; batch runs
-    rely on that to tell finished studies from unfinished ones.
+    Use as a context manager. On success the staging folder becomes ``dest`` in one rename: a process
+    killed at any moment leaves either no folder or a complete one (batch runs rely on that to tell
+    finished studies from unfinished ones). An existing ``dest`` must be empty, or ``replace=True``: it
+    is then swapped out as a whole, never mixed with the new files. On any error the staging folder is
+    removed and ``dest`` is untouched (not even created). Staging folders that a killed run left beside
+    ``dest`` (their process is gone) are removed when the next run for ``dest`` starts.
     """
 
-    def __init__(self, dest: str | Path) -> None:
+    def __init__(self, dest: str | Path, replace: bool = False) -> None:
         self.dest = Path(dest)
+        self.replace = replace
         self.stage: Path | None = None
 
     def __enter__(self) -> "StagedOutput":
         parent = self.dest.resolve().parent
         parent.mkdir(parents=True, exist_ok=True)
-        self.stage = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.partial-", dir=parent))
+        remove_stale_staging(self.dest)
+        self.stage = Path(tempfile.mkdtemp(prefix=f"{_staging_prefix(self.dest, 'partial')}{os.getpid()}-",
+                                           dir=parent))
         return self
 
     def path(self, name: str) -> Path:
@@ -87,12 +93,76 @@ class StagedOutput:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         assert self.stage is not None
         try:
-            if exc_type is None and not self.dest.exists():
+            if exc_type is None:
+                _pause_for_tests(self.stage)
                 os.chmod(self.stage, 0o755)  # mkdtemp made it private (0700); give it a normal folder's mode
-                os.rename(self.stage, self.dest)
-            elif exc_type is None:
-                for item in sorted(self.stage.iterdir()):
-                    os.replace(item, self.dest / item.name)
+                self._commit()
         finally:
             shutil.rmtree(self.stage, ignore_errors=True)
 
+    def _commit(self) -> None:
+        assert self.stage is not None
+        if not self.dest.exists():
+            os.rename(self.stage, self.dest)
+            return
+        if not self.dest.is_dir() or (any(self.dest.iterdir()) and not self.replace):
+            raise FileExistsError(f"{self.dest} exists and is not empty; not replaced")
+        old = self.dest.resolve().parent / f"{_staging_prefix(self.dest, 'old')}{os.getpid()}-{self.stage.name[-8:]}"
+        os.rename(self.dest, old)  # the earlier folder steps aside as a whole ...
+        try:
+            os.rename(self.stage, self.dest)  # ... and the new one takes its name
+        except BaseException:
+            os.rename(old, self.dest)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _staging_prefix(dest: Path, kind: str) -> str:
+    return f".{dest.name}.{kind}-"
+
+
+def remove_stale_staging(dest: str | Path) -> list[Path]:
+    """Clean up after runs for ``dest`` that were killed while saving; return the folders removed.
+
+    A staging folder's name holds the id of the process that made it; those of live processes (another
+    run writing to the same place right now) are left alone. A run killed in the middle of a swap left
+    the earlier folder aside and ``dest`` missing: that folder is put back, not removed.
+    """
+    dest = Path(dest)
+    parent = dest.resolve().parent
+    removed = []
+    for kind in ("old", "partial"):
+        for path in sorted(parent.glob(f"{_staging_prefix(dest, kind)}*")):
+            pid = path.name[len(_staging_prefix(dest, kind)):].split("-", 1)[0]
+            if not path.is_dir() or (pid.isdigit() and _alive(int(pid))):
+                continue
+            if kind == "old" and not dest.exists() and not dest.is_symlink():
+                os.rename(path, dest)
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+PAUSE_ENV = "ASEQDIP_TEST_PAUSE_BEFORE_COMMIT"
+
+
+def _pause_for_tests(stage: Path) -> None:
+    """For the kill-during-save test only: with ``$ASEQDIP_TEST_PAUSE_BEFORE_COMMIT=FILE`` set, write FILE
+    once every result is staged and wait (up to a minute) to be killed before the folder is put in place."""
+    marker = os.environ.get(PAUSE_ENV)
+    if marker:
+        Path(marker).write_text(str(stage))
+        time.sleep(60)

@@ -79,13 +79,15 @@ class DIPMethod(dinv.models.Reconstructor):
         checkpoint: str | Path | None = None,
         checkpoint_every: int = 500,
         resume: bool = False,
+        checkpoint_fingerprint: dict[str, Any] | None = None,
     ) -> Reconstruction:
         """Run the method and return the image with its run record.
 
         ``monitor`` maps an estimate to a scalar (e.g. PSNR against a ground truth) that is recorded
         along the run for curves; it is an oracle and never chooses the output. With ``checkpoint``
         the run is saved there every ``checkpoint_every`` iterations; ``resume=True`` continues from
-        that file when it exists.
+        that file when it exists, if it was saved with the same ``checkpoint_fingerprint`` (the caller's
+        record of the settings, ``aseqdip.fingerprint``) and by the same method and settings.
         """
         if x0 is None:
             with torch.no_grad():
@@ -97,7 +99,7 @@ class DIPMethod(dinv.models.Reconstructor):
         if self.progress:
             extra.append(cbs.Progress(description=self.name))
         if checkpoint is not None:
-            extra.append(Checkpointer(checkpoint, checkpoint_every))
+            extra.append(Checkpointer(checkpoint, checkpoint_every, fingerprint=checkpoint_fingerprint))
         return run(self, y, physics, x0, iterations=self.iterations, device=self.device_name,
                    precision=self.precision, seed=self.seed, callbacks=[*callbacks, *extra],
                    resume_from=checkpoint if resume else None)

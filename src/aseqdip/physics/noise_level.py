@@ -6,6 +6,8 @@ entry, in the units of y. :func:`noise_level` resolves it and says where it came
 * ``given``: the user's value (``--sure-sigma``, 0-255 scale, or a value in data units from Python);
 * ``model``: the physics' Gaussian noise model. Only a simulation has one with the true sigma, so the
   ``auto`` mode never reads it (a user with real data does not have it);
+* ``file``: a raw scanner file's own noise level (its noise-adjustment scan, or the reader's k-space
+  background estimate; ``io/raw_mri.py``), passed in the ``hint`` as ``noise_sigma``;
 * ``estimate``: estimated from y alone, dispatched on the operator (:func:`estimate_noise`):
 
   - image-shaped y (denoising, deblurring, any operator whose y is an image): the wavelet
@@ -36,7 +38,7 @@ import numpy as np
 import torch
 
 MAD_TO_SIGMA = 1.0 / 0.6744897501960817  # sigma of a standard normal over its median absolute deviation
-SOURCES = ("given", "model", "estimate")
+SOURCES = ("given", "model", "file", "estimate")
 
 
 @dataclass(frozen=True)
@@ -74,12 +76,14 @@ def noise_level(physics: Any, y: torch.Tensor, *, given: float | None = None, pr
         if not (math.isfinite(given) and given > 0):
             raise ValueError(f"the noise level must be a positive number, got {given:g}")
         return NoiseLevel(float(given), "given", "given by the user")
+    if prefer not in ("model", "estimate"):
+        raise ValueError(f"prefer must be 'model' or 'estimate', got {prefer!r}")
+    if (hint or {}).get("noise_sigma"):  # a raw scanner file's own noise scan or background estimate
+        return NoiseLevel(float(hint["noise_sigma"]), "file", str(hint.get("noise_source", "read with the data")))
     if prefer == "model":
         sigma = model_sigma(physics)
         if sigma is not None:
             return NoiseLevel(sigma, "model", "the physics' Gaussian noise model")
-    elif prefer != "estimate":
-        raise ValueError(f"prefer must be 'model' or 'estimate', got {prefer!r}")
     with torch.no_grad():
         sigma, how = estimate_noise(getattr(physics, "inner", physics), y.detach(), hint or {})
     return NoiseLevel(float(sigma), "estimate", how)

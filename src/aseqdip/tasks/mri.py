@@ -120,7 +120,13 @@ class MRI(Task):
 
     # ---- simulated k-space from a real image ----------------------------------------------------
     def load(self, spec: str, size: int | None = None) -> torch.Tensor:
+        """A magnitude image (DICOM, PNG ...) as (1, 1, H, W), or a complex .npy image as (1, 2, H, W)."""
         from ..io.dicom import is_dicom
+        from ..io.images import load_complex
+
+        given = load_complex(spec, size)
+        if given is not None:
+            return given
 
         if not spec.startswith("skimage:") and is_dicom(spec):
             from ..io.images import resize
@@ -137,12 +143,15 @@ class MRI(Task):
             raise UserInputError(str(exc)) from None
 
     def simulate(self, x: torch.Tensor, seed: int = 0) -> Problem:
-        """k-space of ``x`` (a real magnitude image) with a smooth random phase and birdcage coils; simulated."""
-        self.check(x.dim() == 4 and x.shape[:2] == (1, 1), f"mri needs one grey image, got shape {tuple(x.shape)}")
-        _, _, h, w = x.shape
+        """k-space of ``x`` with birdcage coils; simulated. A real magnitude image (1, 1, H, W) gets a smooth
+        random phase; a complex one (1, 2, H, W: real and imaginary parts) keeps its own."""
+        self.check(x.dim() == 4 and x.shape[0] == 1 and x.shape[1] in (1, 2),
+                   f"mri needs one grey or complex image, got shape {tuple(x.shape)}")
+        _, channels, h, w = x.shape
         mask = self.draw_mask(h, w, seed)
         rng = torch.Generator().manual_seed(seed + 1)
-        x_true = with_phase(x.float().cpu(), smooth_phase(h, w, rng)).to(x.device)
+        given_phase = channels == 2
+        x_true = x.float() if given_phase else with_phase(x.float().cpu(), smooth_phase(h, w, rng)).to(x.device)
         noise = {}
         if self.sigma > 0:
             noise_rng = torch.Generator(device=x.device).manual_seed(seed + 2)
@@ -154,9 +163,12 @@ class MRI(Task):
         problem = self.make_problem(physics, y, x_true, to_image=MagnitudeImage.of_reference(x_true),
                                     measurement_label="zero-filled")
         problem.settings.update(mask.settings())
-        problem.settings.update(data="simulated: real magnitude image, smooth synthetic phase, birdcage coil maps",
-                                phase_peak_rad=round(float(np.pi / 2), 4), evaluation="|x| / max|x_ref| over "
-                                f"the central {min(h, 320)}x{min(w, 320)}")
+        if given_phase:
+            problem.settings.update(data="simulated: the given complex image, birdcage coil maps")
+        else:
+            problem.settings.update(data="simulated: real magnitude image, smooth synthetic phase, birdcage coil maps",
+                                    phase_peak_rad=round(float(np.pi / 2), 4))
+        problem.settings["evaluation"] = f"|x| / max|x_ref| over the central {min(h, 320)}x{min(w, 320)}"
         return problem
 
     # ---- measured k-space: fastMRI, ISMRMRD/MRD or Siemens twix -------------------------------------

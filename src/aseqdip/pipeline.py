@@ -1,0 +1,261 @@
+"""The run pipeline: parsed options -> task, method, output rule -> reconstruction -> output folder.
+
+``aseqdip run`` and ``aseqdip reconstruct`` (``cli``), every study of ``aseqdip batch`` (``batch.worker``)
+and the benchmarks go through these functions, so a run means the same thing everywhere. Nothing here
+parses a command line or prints a result: ``cli`` does that.
+
+Safety, in the order a run meets it: the options are checked (:mod:`aseqdip.preflight`: finite numbers,
+sizes, device, a writable output that loses no file), the run's fingerprint is taken
+(:mod:`aseqdip.fingerprint`) and a checkpoint to resume must match it; only then is any data read or
+anything computed. A run whose loss or image goes non-finite stops (:class:`~aseqdip.errors.NonFiniteError`);
+an interrupted one says what it kept (:class:`~aseqdip.errors.Interrupted`). The results appear as a
+whole folder, with the fingerprint in ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from .errors import Interrupted, NonFiniteError, UserInputError
+from .fingerprint import input_files, run_fingerprint
+from .messages import warn
+
+# options shared by every method, CLI attribute -> method keyword argument
+METHOD_OPTIONS = {"iterations": "iterations", "inner_steps": "inner_steps", "lam": "lam", "lr": "lr",
+                  "dc_update": "dc_update", "cs_lambda": "cs_lambda", "ramp": "ramp", "ramp_lr": "ramp_lr",
+                  "warmup": "warmup", "warmup_lr": "warmup_lr"}
+
+# options of the paper's DIP baselines (docs/methods.md), CLI attribute -> method keyword argument
+BASELINE_OPTIONS = {"references": "references", "alpha": "alpha", "lr_input": "lr_input", "noise_scale": "noise_scale",
+                    "draws": "draws", "ema": "ema", "tv_weight": "tv_weight", "es_window": "window",
+                    "es_patience": "patience", "langevin_scale": "langevin_scale", "burn_in": "burn_in",
+                    "sample_every": "sample_every", "sure_sigma": "sure_sigma", "input_noise": "input_noise"}
+
+
+def validate_common(args: argparse.Namespace) -> None:
+    """Checks of the options every task shares (no data read, nothing about this machine)."""
+    from .preflight import MIN_SIDE, check_numbers
+
+    check_numbers(args)
+    if getattr(args, "size", None) is not None and args.size < 1:
+        raise UserInputError(f"--size must be a positive number of pixels, got {args.size}")
+    if getattr(args, "size", None) is not None and args.size < MIN_SIDE:
+        raise UserInputError(f"--size {args.size} is below the smallest image aseqdip reconstructs, "
+                             f"{MIN_SIDE}x{MIN_SIDE} (the SSIM window)")
+    if getattr(args, "iterations", None) is not None and args.iterations < 1:
+        raise UserInputError(f"--iterations must be at least 1, got {args.iterations}")
+    if getattr(args, "track_every", 1) < 1:
+        raise UserInputError("--track-every must be at least 1")
+    if getattr(args, "checkpoint_every", None) is not None and args.checkpoint_every < 1:
+        raise UserInputError(f"--checkpoint-every must be at least 1, got {args.checkpoint_every}")
+
+
+def task_class(args: argparse.Namespace) -> type:
+    """The task ``args.task`` names (after the shared checks)."""
+    from .tasks import TASKS
+
+    validate_common(args)
+    if args.task not in TASKS:
+        raise UserInputError(f"unknown task {args.task!r}; choose from {', '.join(TASKS)}")
+    return TASKS[args.task]
+
+
+def make_method(args: argparse.Namespace, task_cls: type) -> Any:
+    """The method the options ask for, with the task's defaults underneath."""
+    from .methods.registry import build_method
+
+    options = {key: getattr(args, attr) for attr, key in {**METHOD_OPTIONS, **BASELINE_OPTIONS}.items()}
+    options.update(seed=args.seed, device=args.device, precision=args.precision, progress=not args.no_progress,
+                   network=args.network or task_cls.network)
+    options.update(getattr(args, "method_extra", {}))
+    for key in rule_owned(args):  # options a stopping rule uses when the method has no such setting
+        options[key] = None
+    if getattr(args, "stop", "none") == "auto" and options.get("ramp") is None and options.get("warmup") is None:
+        from .auto import choice_for
+
+        options.update(choice_for(args.method).method)  # auto's ramp, where the user did not set one
+    return build_method(args.method, options, task_cls.method_defaults.get(args.method), warn=warn)
+
+
+def method_accepts(args: argparse.Namespace, key: str) -> bool:
+    from .methods import METHODS
+    from .methods.registry import method_parameters
+
+    return args.method in METHODS and key in method_parameters(METHODS[args.method])
+
+
+def effective_stop(args: argparse.Namespace) -> str:
+    """The rule --stop names, with auto resolved for the method (aseqdip.auto)."""
+    stop = getattr(args, "stop", "none")
+    if stop != "auto":
+        return stop
+    from .auto import choice_for
+
+    return choice_for(args.method).rule.stop
+
+
+def rule_owned(args: argparse.Namespace) -> set[str]:
+    """Method keyword arguments that --ema / --stop take over because the method itself has none."""
+    stop = effective_stop(args)
+    keys = {"ema"} | ({"window", "patience"} if stop == "wmv" else set()) | (
+        {"sure_sigma"} if stop in ("sure", "discrepancy") else set())
+    return {k for k in keys if not method_accepts(args, k)}
+
+
+def output_rule(args: argparse.Namespace) -> Any:
+    """The stopping/output rule the options ask for (docs/stopping.md), auto resolved (aseqdip/auto.py)."""
+    from .auto import resolve
+    from .rules import OutputRule
+
+    stop = effective_stop(args)
+    owned = rule_owned(args)
+    sigma = getattr(args, "sure_sigma", None)
+    options = {"stop": stop, "seed": args.seed,
+               "ema": args.ema if "ema" in owned else None,
+               "sigma": None if sigma is None else sigma / 255.0,
+               "holdout": getattr(args, "holdout", None), "refit": getattr(args, "refit", None),
+               "every": getattr(args, "stop_every", None), "tau": getattr(args, "tau", None),
+               "window": getattr(args, "es_window", None) if stop == "wmv" else None,
+               "patience": (getattr(args, "es_patience", None) if stop == "wmv" else None)
+               or getattr(args, "stop_patience", None),
+               "noise": getattr(args, "sigma_from", None),
+               "observe": tuple(n.strip() for n in args.observe.split(",") if n.strip()) if getattr(
+                   args, "observe", None) else None}
+    rule = OutputRule(**{k: v for k, v in options.items() if v is not None})
+    if getattr(args, "stop", "none") == "auto":
+        rule = resolve(args.method, dataclasses.replace(rule, stop="auto"))[1]
+    return rule
+
+
+def checkpoint_path(out: str | Path) -> Path:
+    """Where a run writing into ``out`` keeps its checkpoint: a hidden file beside the folder."""
+    out = Path(out)
+    return out.parent / f".{out.name}.checkpoint.pt"
+
+
+def check_before_computing(args: argparse.Namespace) -> dict[str, Any]:
+    """The checks that need this machine and the file system; returns the run's fingerprint.
+
+    Refused here, in one line, with nothing read or written: a device that is not there, an output folder
+    that would lose or mix files, and a checkpoint to resume that belongs to another run or is damaged.
+    Before the output check, what a run for the same ``--out`` killed while saving left is cleaned up.
+    """
+    from .engine.checkpoint import check_match, read_checkpoint
+    from .io.outputs import remove_stale_staging
+    from .preflight import check_device, check_output
+
+    check_device(args.device)
+    remove_stale_staging(args.out)
+    check_output(Path(args.out), overwrite=bool(getattr(args, "overwrite", False)),
+                 inputs=input_files(args).values())
+    fingerprint = run_fingerprint(args)
+    checkpoint = checkpoint_path(args.out)
+    if getattr(args, "resume", False) and checkpoint.exists():
+        check_match(checkpoint, read_checkpoint(checkpoint), "fingerprint", fingerprint)
+    return fingerprint
+
+
+def check_problem(args: argparse.Namespace, problem: Any) -> None:
+    """Refuse a problem whose image is below the SSIM window (when it is scored) or too large for memory."""
+    from .preflight import check_image_size
+
+    height, width = problem.x0.shape[-2:]
+    what = getattr(args, "image", None) or "the image"
+    check_image_size(int(height), int(width), f"{what} (as reconstructed)", args.device,
+                     minimum=problem.x_true is not None)
+
+
+def solve_and_save(args: argparse.Namespace, method: Any, problem: Any, extra: dict[str, Any],
+                   fingerprint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Reconstruct ``problem`` with ``method`` and write the run's files into ``args.out`` (as a whole).
+
+    ``fingerprint`` is :func:`check_before_computing`'s (taken here when not given); it goes into
+    ``metrics.json`` and the checkpoints.
+    """
+    import torch
+
+    from .io import StagedOutput
+    from .report import save_run
+    from .rules import reconstruct
+
+    if fingerprint is None:
+        fingerprint = check_before_computing(args)
+    check_problem(args, problem)
+    saving: dict[str, Any] = {}
+    every = getattr(args, "checkpoint_every", None)
+    if every is not None or getattr(args, "resume", False):
+        saving = {"checkpoint": checkpoint_path(args.out), "checkpoint_every": every or 500,
+                  "resume": bool(getattr(args, "resume", False)), "checkpoint_fingerprint": fingerprint}
+    try:
+        result = reconstruct(method, problem.y, problem.physics, output_rule(args), x0=problem.x0,
+                             monitor=problem.psnr if problem.x_true is not None else None,
+                             track_every=args.track_every,
+                             score=problem.metrics if problem.x_true is not None else None,
+                             noise_hint=problem.settings, **saving)
+        if not bool(torch.isfinite(result.image).all()):  # methods outside the loop (cs, fbp) end here too
+            raise NonFiniteError(result.iteration_returned, "returned image", result.iterations)
+        with StagedOutput(args.out, replace=bool(getattr(args, "overwrite", False))) as out:
+            metrics = save_run(out, problem, method.name, method.hyperparameters(), result,
+                               extra={**extra, "fingerprint": fingerprint})
+    except NonFiniteError as exc:
+        exc.kept = kept_note(args, bool(saving), diverged=True)
+        raise
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; {kept_note(args, bool(saving))}") from None
+    if saving:
+        saving["checkpoint"].unlink(missing_ok=True)  # the results are in place: the checkpoint has done its job
+    return metrics
+
+
+def kept_note(args: argparse.Namespace, checkpointing: bool, diverged: bool = False) -> str:
+    """What a run that stopped early (interrupted, or ``diverged``) left on disk, and how to go on."""
+    checkpoint = checkpoint_path(args.out)
+    if checkpointing and checkpoint.exists():
+        if diverged:
+            return f"no results were written; the checkpoint {checkpoint}, from before that step, is kept"
+        return (f"no results were written; the checkpoint {checkpoint} is kept: rerun the same command with "
+                f"--resume to continue from it")
+    if checkpointing or diverged:
+        return "nothing was written"
+    return "nothing was written (--checkpoint-every M saves a run that --resume can continue)"
+
+
+def run_simulated(args: argparse.Namespace) -> dict[str, Any]:
+    """``aseqdip run``: simulate a measurement from a clean image, reconstruct it, write the results."""
+    from .preflight import check_image_size
+
+    task_cls = task_class(args)
+    task = task_cls.from_args(args)  # validates the task's options before any work
+    method = make_method(args, task_cls)
+    fingerprint = check_before_computing(args)
+    if args.size is not None:
+        check_image_size(args.size, args.size, f"--size {args.size}", args.device)
+    x = task.load(args.image, size=args.size)
+    check_image_size(int(x.shape[-2]), int(x.shape[-1]), args.image, args.device)
+    problem = task.simulate(x, seed=args.seed)
+    return solve_and_save(args, method, problem, {"image": args.image, "size": args.size}, fingerprint)
+
+
+def run_measured(args: argparse.Namespace) -> dict[str, Any]:
+    """``aseqdip reconstruct``: reconstruct measured data (k-space, sinogram), write the results."""
+    task_cls = task_class(args)
+    method = make_method(args, task_cls)
+    fingerprint = check_before_computing(args)
+    problem = task_cls.from_measurement(args)
+    return solve_and_save(args, method, problem, {}, fingerprint)
+
+
+def execute(args: argparse.Namespace) -> dict[str, Any]:
+    """Run ``args.command`` (``run`` or ``reconstruct``) and return its metrics."""
+    return run_simulated(args) if args.command == "run" else run_measured(args)
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Build the task and the method the options ask for, without reading data or computing anything."""
+    task_cls = task_class(args)
+    if args.command == "run":
+        task_cls.from_args(args)
+    make_method(args, task_cls)
