@@ -3,7 +3,6 @@
     .venv/bin/python -m benchmarks.auto_study plan                  # the rows and the hours they should take
     .venv/bin/python -m benchmarks.auto_study run --jobs 2 --commit # work through the queue (resumable)
     .venv/bin/python -m benchmarks.auto_study status                # what is done, running and left
-    .venv/bin/python -m benchmarks.auto_study report                # docs/auto-study.md from the committed rows
 
 Each row is one ``aseqdip run`` command (recorded in its metrics.json), of one of two kinds:
 
@@ -217,7 +216,7 @@ def status(rows: list[Row], runs: Path, results: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="auto_study", description=__doc__.split("\n")[0])
-    p.add_argument("action", choices=("plan", "run", "status", "report"))
+    p.add_argument("action", choices=("plan", "run", "status"))
     p.add_argument("--runs", type=Path, default=RUNS, help="where runs write their folders and checkpoints")
     p.add_argument("--results", type=Path, default=RESULTS, help="where finished rows' slim metrics.json go")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (one torch thread each)")
@@ -235,10 +234,6 @@ def main(argv: list[str] | None = None) -> int:
         print(status(rows, args.runs, args.results))
     elif args.action == "status":
         print(status(rows, args.runs, args.results))
-    elif args.action == "report":
-        from benchmarks.auto_report import write_report
-
-        print(write_report(args.results, rows))
     else:
         deadline = None if args.hours is None else time.time() + args.hours * 3600
         if args.jobs <= 1:
