@@ -82,7 +82,7 @@ class Row:
         return f"{self.task}-{self.setting}-{self.size}px-{self.image}-{self.method}-{self.kind}"
 
     def command(self, out: Path) -> list[str]:
-        mode = ["--stop", "none", "--observe", OBSERVE] if self.kind == "paper" else ["--stop", "auto"]
+        mode = ["--stop", "none", "--observe", OBSERVE, "--sigma-from", "estimate"] if self.kind == "paper" else ["--stop", "auto"]
         return [str(ROOT / ".venv" / "bin" / "aseqdip"), "run", "--task", self.task, "--image", self.spec,
                 "--size", str(self.size), *self.options, "--method", self.method, "--iterations", str(CEILING),
                 "--seed", "0", "--precision", "fp32", *mode, "--checkpoint-every", "500", "--resume", "--no-progress", "--out", str(out)]
