@@ -12,7 +12,8 @@ ground truth and stops there, with the budget (``--iterations``, default 4000) a
   first steps, then the paper's. The fixed point is unchanged.
 
 ``auto`` is opt-in (``--stop auto``) until the study of issue 18 (``benchmarks/auto_study.py``) has
-measured it on every task; ``--stop none``, the paper's fixed budget, stays the default until then. The figures behind these choices, and what each
+measured it on every task; ``--stop none``, the paper's fixed budget, stays the default until then.
+The figures behind these choices, and what each
 rule and ramp achieved, are in docs/auto.md and ``benchmarks/auto_study.py``.
 """
 

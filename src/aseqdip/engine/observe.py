@@ -50,7 +50,6 @@ class Observer(Callback):
 
     def on_end(self, state: LoopState) -> None:
         self.rule.on_end(state)
-        self._last = state.iteration
 
     def choice(self) -> tuple[torch.Tensor, int, str] | None:
         """The (image, iteration, label) the rule would have returned, or None if it chose nothing."""

@@ -40,16 +40,10 @@ class ASeqDIP(DIPMethod):
                  dc_update: bool = False, warmup: int = 0, warmup_lr: float | None = None, ramp: int = 0,
                  ramp_lr: float | None = None, **kwargs: Any) -> None:
         super().__init__(iterations=iterations, lr=lr, **kwargs)
-        if warmup < 0:
-            raise ValueError(f"the warm-up must be a non-negative number of steps, got {warmup}")
-        if warmup_lr is not None and not warmup_lr > 0:
-            raise ValueError(f"the warm-up learning rate must be positive, got {warmup_lr}")
+        _check_phase("warm-up", warmup, warmup_lr)
         self.warmup = warmup
         self.warmup_lr = warmup_lr if warmup_lr is not None else 10.0 * lr
-        if ramp < 0:
-            raise ValueError(f"the ramp must be a non-negative number of steps, got {ramp}")
-        if ramp_lr is not None and not ramp_lr > 0:
-            raise ValueError(f"the ramp learning rate must be positive, got {ramp_lr}")
+        _check_phase("ramp", ramp, ramp_lr)
         self.ramp = ramp
         self.ramp_lr = ramp_lr if ramp_lr is not None else 10.0 * lr
         if inner_steps < 1:
@@ -119,3 +113,11 @@ def _set_lr(optimizers: list[torch.optim.Optimizer], lr: float) -> None:
     for opt in optimizers:
         for group in opt.param_groups:
             group["lr"] = lr
+
+
+def _check_phase(name: str, steps: int, lr: float | None) -> None:
+    """A warm-up or ramp needs a non-negative step count and, if given, a positive learning rate."""
+    if steps < 0:
+        raise ValueError(f"the {name} must be a non-negative number of steps, got {steps}")
+    if lr is not None and not lr > 0:
+        raise ValueError(f"the {name} learning rate must be positive, got {lr}")
