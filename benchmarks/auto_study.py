@@ -60,7 +60,7 @@ SETTINGS: list[tuple[str, str, list[str], str, tuple[int, ...]]] = [
     ("ct", "18views-1e5photons", ["--views", "18", "--photons", "1e5"], "medium", (64,)),
 ]
 GROUP = {"denoise": "natural", "inpaint": "natural", "deblur": "natural", "mri": "mri", "ct": "ct"}
-OBSERVE = "discrepancy,discrepancy_ema,wmv"
+OBSERVE = "discrepancy,discrepancy_ema,wmv,residual"
 METHODS = ("aseqdip", "dip")
 KINDS = ("paper", "auto")
 
@@ -85,7 +85,7 @@ class Row:
         mode = ["--stop", "none", "--observe", OBSERVE, "--sigma-from", "estimate"] if self.kind == "paper" else ["--stop", "auto"]
         return [str(ROOT / ".venv" / "bin" / "aseqdip"), "run", "--task", self.task, "--image", self.spec,
                 "--size", str(self.size), *self.options, "--method", self.method, "--iterations", str(CEILING),
-                "--seed", "0", "--precision", "fp32", *mode, "--checkpoint-every", "500", "--resume", "--no-progress", "--out", str(out)]
+                "--seed", "0", "--precision", "fp32", *mode, "--track-every", "1", "--checkpoint-every", "500", "--resume", "--no-progress", "--out", str(out)]
 
     def estimated_seconds(self) -> float:
         per_step = STEP_SECONDS[self.network] * (self.size / 64) ** 2
@@ -146,11 +146,22 @@ def claim(row: Row, runs: Path) -> bool:
     return False
 
 
+CURVES = ("psnr", "residual")  # kept per step: the oracle curve, and the residual any discrepancy rule reads
+
+
 def slim(metrics: dict[str, Any]) -> dict[str, Any]:
-    """metrics.json without the per-step curves other than the oracle PSNR (every 10th step)."""
+    """metrics.json with only the per-step oracle PSNR and residual curves, to 5 significant digits.
+
+    With both, the discrepancy principle can be evaluated afterwards for any noise level and tau (the
+    first step, once armed, where the residual falls to tau sigma^2) and scored by the PSNR there.
+    """
     out = {k: v for k, v in metrics.items() if k != "history"}
     history = metrics.get("history", {})
-    out["history"] = {k: history[k] for k in ("psnr", "psnr_iteration") if k in history}
+    out["history"] = {}
+    for name in CURVES:
+        if name in history:
+            out["history"][name] = [float(f"{v:.5g}") for v in history[name]]
+            out["history"][f"{name}_iteration"] = history[f"{name}_iteration"]
     return out
 
 

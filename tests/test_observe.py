@@ -41,6 +41,25 @@ def test_an_observed_rule_picks_the_step_the_same_rule_stops_at(problem):
     assert watched.iteration_returned == 200 and watched.rule == "last"  # observers never choose the output
 
 
+def test_the_residual_curve_gives_the_discrepancy_stop_afterwards(problem):
+    """The whole-run residual curve, thresholded afterwards, finds the step the observed rule chose."""
+    sigma = 25 / 255
+    run = rules.reconstruct(dip(), problem.y, problem.physics,
+                            rules.OutputRule(stop="none", sigma=sigma, observe=("discrepancy", "residual")),
+                            monitor=problem.psnr)
+    curve, steps = run.history["residual"], run.history["residual_iteration"]
+    assert len(curve) == 200 and steps[-1] == 200  # recorded to the ceiling, past the rule's stop
+    armed = False
+    offline = None
+    for step, value in zip(steps, curve):
+        armed = armed or value > sigma**2
+        if armed and value <= sigma**2:
+            offline = step
+            break
+    assert offline is not None and offline == run.info["observed"]["discrepancy"]["iteration_returned"]
+    assert "residual" not in run.info["observed"]  # a curve, not a rule: it chooses nothing
+
+
 @pytest.mark.parametrize("name, sigma", [("camera", 25), ("astronaut", 15)])
 def test_the_noise_estimate_is_within_10_percent_on_a_real_image(name, sigma):
     p = Denoise(sigma).simulate(load_image(f"skimage:{name}", size=128), seed=0)

@@ -87,7 +87,8 @@ def add_stopping_arguments(p: argparse.ArgumentParser) -> None:
                         "one rule; none (default): the method's output after the full budget (the paper's)")
     g.add_argument("--observe", default=None,
                    help="comma-separated rules that watch the run without stopping it and record their choice in "
-                        f"metrics.json ({', '.join(OBSERVABLE)})")
+                        f"metrics.json ({', '.join(OBSERVABLE)}; residual records the residual curve every --track-every steps, "
+                        "so that a study can evaluate the discrepancy principle afterwards for any noise level)")
     g.add_argument("--sigma-from", choices=NOISE_SOURCES, default=None,
                    help="--stop discrepancy/sure without --sure-sigma: the simulation's noise model (default) or an "
                         "estimate from the measurement (what auto always uses)")

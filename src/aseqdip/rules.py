@@ -37,7 +37,7 @@ import torch
 from .engine.callbacks import Callback, TrackMetric
 from .engine.observe import Chain, Observer
 from .engine.state import LoopState, Reconstruction
-from .engine.stopping import Discrepancy, ExponentialAverage, WindowedMovingVariance
+from .engine.stopping import Discrepancy, ExponentialAverage, ResidualCurve, WindowedMovingVariance
 from .engine.sure import MonteCarloSURE
 from .engine.validation import HeldOutValidation
 from .errors import UserInputError
@@ -49,7 +49,7 @@ from .physics.holdout import measured_entries, split_measurements
 from .physics.noise_level import NoiseLevel, noise_level
 
 STOP_RULES = ("auto", "none", "selfval", "wmv", "discrepancy", "sure")
-OBSERVABLE = ("discrepancy", "discrepancy_ema", "wmv", "sure")
+OBSERVABLE = ("discrepancy", "discrepancy_ema", "wmv", "sure", "residual")
 NOISE_SOURCES = ("model", "estimate")
 OBSERVED_EMA = 0.9  # the decay of the average that ``discrepancy_ema`` watches
 DEFAULT_EVERY = {"selfval": 5, "sure": 5, "discrepancy": 1}
@@ -102,7 +102,7 @@ class OutputRule:
 
 def needs_noise(rule: OutputRule) -> bool:
     """True when the rule (or one it observes) compares a residual with the noise level."""
-    return rule.stop in ("discrepancy", "sure") or any(name != "wmv" for name in rule.observe)
+    return rule.stop in ("discrepancy", "sure") or any(name not in ("wmv", "residual") for name in rule.observe)
 
 
 def resolve_noise(rule: OutputRule, physics: Any, y: torch.Tensor, hint: dict[str, Any] | None = None) -> NoiseLevel:
@@ -192,11 +192,15 @@ def _sigma(noise: NoiseLevel | None) -> float:
 
 
 def observers_for(rule: OutputRule, method: DIPMethod, y: torch.Tensor, physics: Any,
-                  noise: NoiseLevel | None) -> list[Observer]:
-    """An :class:`Observer` for each rule in ``rule.observe``, each with the settings ``rule`` gives it."""
-    out = []
+                  noise: NoiseLevel | None, track_every: int = 1) -> list[Callback]:
+    """An :class:`Observer` for each rule in ``rule.observe``, each with the settings ``rule`` gives it
+    (``residual`` is a curve recorded every ``track_every`` steps, not a rule)."""
+    out: list[Callback] = []
     every = rule.every or 1
     for name in rule.observe:
+        if name == "residual":  # a curve, not a rule: it records and never chooses
+            out.append(ResidualCurve(method.estimate, measured_entries(physics, y), every=track_every))
+            continue
         if name == "wmv":
             part: Callback = WindowedMovingVariance(method.estimate, window=rule.window,
                                                     patience=rule.patience or DEFAULT_PATIENCE["wmv"])
@@ -262,15 +266,16 @@ def _reconstruct(method: Any, y: torch.Tensor, physics: Any, rule: OutputRule, *
         return _self_validated(method, y, physics, rule, monitor=monitor, callbacks=callbacks, **kwargs)
     noise = resolve_noise(rule, physics, y, noise_hint) if needs_noise(rule) else None
     extra, watch = callbacks_for(rule, method, y, physics, noise)
-    observers = observers_for(rule, method, y, physics, noise)
+    observers = observers_for(rule, method, y, physics, noise, track_every)
     result = method.reconstruct(y, physics, x0=x0, monitor=monitor,
                                 callbacks=[*callbacks, *extra, *observers,
                                            *_ema_monitor(rule, monitor, watch, track_every)], **kwargs)
     if noise is not None:
         result.info["noise"] = noise.describe()
-    if observers:
+    if any(isinstance(o, Observer) for o in observers):
         rate = score or (None if monitor is None else (lambda x: {"psnr": float(monitor(x))}))
-        result.info["observed"] = {o.label: o.record(result.iterations, rate) for o in observers}
+        result.info["observed"] = {o.label: o.record(result.iterations, rate) for o in observers
+                                   if isinstance(o, Observer)}
     return _labelled(result, rule)
 
 
