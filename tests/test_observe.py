@@ -100,3 +100,33 @@ def test_auto_resolves_to_the_discrepancy_principle_on_the_estimate(problem):
     result = rules.reconstruct(dip(), problem.y, problem.physics, rules.OutputRule(stop="auto"))
     assert result.info["noise"]["source"] == "estimate" and result.rule == "discrepancy"
     assert resolve("cs", rules.OutputRule(stop="auto"))[1].stop == "none"
+
+
+def test_run_without_stop_uses_auto(tmp_path):
+    """No --stop: auto stops by the discrepancy principle on the estimated sigma, above the noisy input;
+    --stop none keeps the fixed budget exactly."""
+    import json
+
+    from aseqdip.cli import main
+
+    common = ["run", "--task", "denoise", "--image", "skimage:camera", "--size", "32", "--sigma", "25",
+              "--method", "dip", "--iterations", "400", "--no-progress", "--precision", "fp32"]
+    assert main([*common, "--out", str(tmp_path / "auto")]) == 0
+    auto = json.loads((tmp_path / "auto" / "metrics.json").read_text())
+    assert "auto" in auto["stopping"] and auto["stopping"]["stop"] == "discrepancy"
+    assert auto["noise"]["source"] == "estimate"  # never the simulation's sigma
+    assert auto["iterations"] < 400 and auto["psnr"] > auto["psnr_measurement"] + 1.0
+    assert main([*common, "--stop", "none", "--out", str(tmp_path / "fixed")]) == 0
+    fixed = json.loads((tmp_path / "fixed" / "metrics.json").read_text())
+    assert fixed["iterations"] == fixed["iteration_returned"] == 400 and "auto" not in fixed["stopping"]
+
+
+def test_the_python_api_defaults_to_auto(problem):
+    result = rules.reconstruct(dip(400), problem.y, problem.physics)
+    assert result.info["stopping"]["stop"] == "discrepancy" and result.iterations < 400
+
+
+def test_auto_runs_the_fixed_budget_where_no_noise_level_can_be_found():
+    clean = Denoise(25).simulate(torch.full((1, 1, 32, 32), 0.5), seed=0)
+    result = rules.reconstruct(dip(5), torch.full_like(clean.y, 0.5), clean.physics)  # noise-free: sigma 0
+    assert result.iterations == 5 and "fixed budget" in result.info["stopping"]["auto"]["fallback"]

@@ -11,10 +11,12 @@ ground truth and stops there, with the budget (``--iterations``, default 4000) a
 * ramp (aSeqDIP only; none until the study has chosen one): Algorithm 1 at a larger learning rate for its
   first steps, then the paper's. The fixed point is unchanged.
 
-``auto`` is opt-in (``--stop auto``) until the study of issue 18 (``benchmarks/auto_study.py``) has
-measured it on every task; ``--stop none``, the paper's fixed budget, stays the default until then.
-The figures behind these choices, and what each
-rule and ramp achieved, are in docs/auto.md and ``benchmarks/auto_study.py``.
+``auto`` is the default of ``aseqdip run``, ``reconstruct``, ``batch``, :func:`aseqdip.rules.reconstruct`
+and of calling a method as a deepinv model, ``x = model(y, physics)``; ``--stop none``
+(``OutputRule(stop="none")``, or ``model.reconstruct(y, physics)``) runs the paper's fixed budget exactly.
+Where no noise level can be found (an operator no estimator knows, noise-free data) auto runs the fixed
+budget and says so. The figures behind these choices, and what each rule and ramp achieved, are in
+docs/auto.md; the study that checks them on every task is ``benchmarks/auto_study.py``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .rules import OutputRule
+
+DEFAULT_STOP = "auto"  # what a run does when no --stop (no rule) is given
 
 
 @dataclass(frozen=True)

@@ -76,15 +76,17 @@ def add_checkpoint_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_stopping_arguments(p: argparse.ArgumentParser) -> None:
-    """Stopping and output rules for every network method (docs/stopping.md); off by default."""
+    """Stopping and output rules for every network method (docs/stopping.md); auto by default."""
+    from .auto import DEFAULT_STOP
     from .rules import NOISE_SOURCES, OBSERVABLE, STOP_RULES
 
     g = p.add_argument_group("stopping and output rules (docs/stopping.md)")
-    g.add_argument("--stop", choices=STOP_RULES, default="none",
+    g.add_argument("--stop", choices=STOP_RULES, default=DEFAULT_STOP,
                    help="choose the returned iterate without the ground truth; the budget becomes a ceiling. "
-                        "auto: the discrepancy principle on the noise level estimated from the measurement "
-                        "(aseqdip/auto.py; being measured, issue 18); selfval, wmv, discrepancy, sure (denoising): "
-                        "one rule; none (default): the method's output after the full budget (the paper's)")
+                        "auto (default): per method, the rule chosen by measurement (aseqdip/auto.py, docs/auto.md): "
+                        "the discrepancy principle on the noise level estimated from the measurement; "
+                        "none: the method's output after the full budget (the paper's fixed budget, exactly); "
+                        "selfval, wmv, discrepancy, sure (denoising): one rule")
     g.add_argument("--observe", default=None,
                    help="comma-separated rules that watch the run without stopping it and record their choice in "
                         f"metrics.json ({', '.join(OBSERVABLE)}; residual records the residual curve every --track-every steps, "

@@ -106,8 +106,7 @@ def rule_owned(args: argparse.Namespace) -> set[str]:
 
 
 def output_rule(args: argparse.Namespace) -> Any:
-    """The stopping/output rule the options ask for (docs/stopping.md), auto resolved (aseqdip/auto.py)."""
-    from .auto import resolve
+    """The stopping/output rule the options ask for (docs/stopping.md); ``auto`` stays for rules.reconstruct."""
     from .rules import OutputRule
 
     stop = effective_stop(args)
@@ -126,7 +125,9 @@ def output_rule(args: argparse.Namespace) -> Any:
                    args, "observe", None) else None}
     rule = OutputRule(**{k: v for k, v in options.items() if v is not None})
     if getattr(args, "stop", "none") == "auto":
-        rule = resolve(args.method, dataclasses.replace(rule, stop="auto"))[1]
+        # left as "auto": rules.reconstruct resolves it, falls back to the fixed budget when no noise level
+        # can be found, and records what auto chose (metrics.json -> stopping.auto)
+        rule = dataclasses.replace(rule, stop="auto")
     return rule
 
 

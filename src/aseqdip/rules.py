@@ -13,7 +13,7 @@ Rules (references and measured behaviour in docs/stopping.md):
 * ``discrepancy``: the discrepancy principle (:class:`aseqdip.engine.stopping.Discrepancy`);
 * ``sure``: Monte-Carlo SURE for Gaussian denoising (:mod:`aseqdip.engine.sure`);
 * ``ema``: an exponential moving average of the estimates, alone or watched by any rule above;
-* ``auto``: a rule (and a ramp) chosen per method by measurement (:mod:`aseqdip.auto`), opt-in for now.
+* ``auto`` (the default): a rule (and a ramp) chosen per method by measurement (:mod:`aseqdip.auto`).
 
 Any of ``discrepancy``, ``discrepancy_ema``, ``wmv`` and ``sure`` can also *observe* a run
 (``OutputRule.observe``): it records the step and image it would have chosen without stopping anything
@@ -117,9 +117,14 @@ def resolve_noise(rule: OutputRule, physics: Any, y: torch.Tensor, hint: dict[st
                                  f"sigma > 0; give it with --sure-sigma (0-255 scale) or use --sigma-from estimate")
         return level
     try:
-        return noise_level(physics, y, given=rule.sigma, prefer="estimate", hint=hint)
+        level = noise_level(physics, y, given=rule.sigma, prefer="estimate", hint=hint)
     except ValueError as exc:
         raise UserInputError(f"{what}: {exc}") from None
+    scale = float(y.detach().abs().max()) if y.numel() else 0.0
+    if not level.sigma > 1e-6 * scale:  # an estimate at round-off level: the data hold no measurable noise
+        raise UserInputError(f"{what}: the noise level estimated from the measurement is 0 (noise-free data?); "
+                             f"give it with --sure-sigma (0-255 scale)")
+    return level
 
 
 def check(rule: OutputRule, method: Any, physics: Any) -> None:
@@ -222,7 +227,7 @@ def observers_for(rule: OutputRule, method: DIPMethod, y: torch.Tensor, physics:
     return out
 
 
-def reconstruct(method: Any, y: torch.Tensor, physics: Any, rule: OutputRule = OutputRule(), *,
+def reconstruct(method: Any, y: torch.Tensor, physics: Any, rule: OutputRule | None = None, *,
                 x0: torch.Tensor | None = None, monitor: Callable[[torch.Tensor], torch.Tensor] | None = None,
                 callbacks: Sequence[Callback] = (), track_every: int = 1,
                 score: Callable[[torch.Tensor], dict[str, float]] | None = None,
@@ -234,19 +239,47 @@ def reconstruct(method: Any, y: torch.Tensor, physics: Any, rule: OutputRule = O
     what each observed rule would have done, scored by ``score`` (else ``monitor``) when given: the
     observed rule chose without the truth, the score only rates its choice. ``noise_hint`` holds the
     acquisition settings a noise estimator may use (the CT task's photon count). ``OutputRule(stop="auto")``
-    is resolved by :mod:`aseqdip.auto`; the default runs the method's fixed budget.
+    is resolved by :mod:`aseqdip.auto`; it is the default (``rule=None``). ``OutputRule(stop="none")`` runs
+    the method's fixed budget exactly (for aSeqDIP the paper's).
     """
-    auto_settings = None
-    if rule.stop == "auto":
-        from .auto import apply_to, resolve
+    from .auto import DEFAULT_STOP, apply_to, resolve
 
+    rule = OutputRule(stop=DEFAULT_STOP) if rule is None else rule
+    auto_record = None
+    if rule.stop == "auto":
         auto_settings, rule = resolve(method.name, rule)
+        auto_record = {"method": auto_settings}
+        rule, fallback = _auto_without_noise_level(rule, method, physics, y, noise_hint)
+        if fallback:
+            auto_record["fallback"] = fallback
         method = apply_to(method, auto_settings)
     result = _reconstruct(method, y, physics, rule, x0=x0, monitor=monitor, callbacks=callbacks,
                           track_every=track_every, score=score, noise_hint=noise_hint, **kwargs)
-    if auto_settings is not None:
-        result.info["stopping"]["auto"] = {"method": auto_settings}
+    if auto_record is not None:
+        result.info["stopping"]["auto"] = auto_record
     return result
+
+
+def _auto_without_noise_level(rule: OutputRule, method: Any, physics: Any, y: torch.Tensor,
+                              hint: dict[str, Any] | None) -> tuple[OutputRule, str]:
+    """auto's rule, or the fixed budget when no noise level can be found for it (and why).
+
+    ``auto`` is the default for any deepinv operator, including ones no estimator knows or noise-free data;
+    there it runs the method as published rather than refusing, and says so (metrics.json ->
+    ``stopping.auto.fallback``).
+    """
+    if rule.stop == "none" or not needs_noise(rule) or not isinstance(method, DIPMethod):
+        return rule, ""
+    try:
+        resolve_noise(rule, physics, y, hint)
+    except UserInputError as exc:
+        from .messages import warn
+
+        reason = f"no noise level for the auto rule ({exc}); ran the fixed budget instead"
+        warn(f"--stop auto: {reason}")
+        kept = tuple(name for name in rule.observe if name in ("wmv", "residual"))  # the ones that need no sigma
+        return OutputRule(**{**asdict(rule), "stop": "none", "ema": None, "observe": kept}), reason
+    return rule, ""
 
 
 def _reconstruct(method: Any, y: torch.Tensor, physics: Any, rule: OutputRule, *, x0: torch.Tensor | None,

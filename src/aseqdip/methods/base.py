@@ -64,8 +64,15 @@ class DIPMethod(dinv.models.Reconstructor):
         self.progress = progress
 
     # ---- the deepinv entry points -------------------------------------------------------------
-    def forward(self, y: torch.Tensor, physics: Any, **kwargs: Any) -> torch.Tensor:
-        return self.reconstruct(y, physics, **kwargs).image
+    def forward(self, y: torch.Tensor, physics: Any, rule: Any = None, **kwargs: Any) -> torch.Tensor:
+        """deepinv's ``x = model(y, physics)``: the image the default output rule returns (``auto``).
+
+        ``rule`` is an :class:`aseqdip.rules.OutputRule` (``OutputRule(stop="none")``: the method's fixed
+        budget, as :meth:`reconstruct` runs it).
+        """
+        from ..rules import reconstruct
+
+        return reconstruct(self, y, physics, rule, **kwargs).image
 
     def reconstruct(
         self,
