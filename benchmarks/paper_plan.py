@@ -111,8 +111,9 @@ def _argv(task: str, item: Item, size: int, method: str, iterations: int | None,
     else:
         head = ["run", "--task", task, "--image", item.spec, "--size", str(size)]
     its = [] if iterations is None else ["--iterations", str(iterations)]
+    # --stop none: the paper's experiments run each method's fixed budget, as published (not the auto default)
     return tuple(head + ["--method", method, *its, "--seed", str(seed), "--track-every", str(track),
-                         "--device", device, "--no-progress", *options])
+                         "--device", device, "--no-progress", "--stop", "none", *options])
 
 
 def plan(profile: Profile, data: dict[str, list[Item]], *, experiments: tuple[str, ...] = EXPERIMENTS,

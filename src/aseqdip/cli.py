@@ -206,9 +206,10 @@ def command_demo(args: argparse.Namespace) -> dict[str, Any]:
         "--overwrite",  # a second demo replaces the first one's folder (never a folder of other files)
     ])
     print(f"aSeqDIP demo: scikit-image's astronaut at {args.size}x{args.size}, Gaussian noise sigma 25, "
-          f"{args.iterations} iterations", flush=True)
+          f"at most {args.iterations} iterations (the auto rule chooses when to stop)", flush=True)
     m = pipeline.run_simulated(ns)
-    print(f"PSNR before (noisy): {m['psnr_measurement']:.2f} dB   after (aSeqDIP): {m['psnr']:.2f} dB")
+    print(f"PSNR before (noisy): {m['psnr_measurement']:.2f} dB   after (aSeqDIP, {m['iterations']} steps): "
+          f"{m['psnr']:.2f} dB")
     return m
 
 
