@@ -43,7 +43,8 @@ def psnr_at(metrics: dict[str, Any], step: int) -> float:
 def first_above(metrics: dict[str, Any], base: float) -> int | None:
     """The first step whose PSNR is above ``base`` (the first estimate's): how long the climb back takes."""
     h = metrics["history"]
-    return next((i for i, v in zip(h["psnr_iteration"], h["psnr"]) if v > base), None)
+    # by more than the curves' rounding (5 digits): aSeqDIP's first estimates are z_0 itself
+    return next((i for i, v in zip(h["psnr_iteration"], h["psnr"]) if v > base + 0.01), None)
 
 
 def evaluate(metrics: dict[str, Any], taus: list[float]) -> dict[str, Any]:
@@ -60,6 +61,13 @@ def evaluate(metrics: dict[str, Any], taus: list[float]) -> dict[str, Any]:
     return out
 
 
+def run_name(path: Path) -> str:
+    """A run folder's name, a study row's folder (for its metrics.json), or a saved curve file's stem."""
+    if path.is_dir():
+        return path.name
+    return path.parent.name if path.name == "metrics.json" else path.stem
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+")
@@ -74,7 +82,7 @@ def main() -> None:
         if "residual" not in m.get("history", {}):
             continue
         e = evaluate(m, taus)
-        cells = [Path(run).name if Path(run).is_dir() else Path(run).parent.name, f"{e['sigma'] * 255:.2f}",
+        cells = [run_name(Path(run)), f"{e['sigma'] * 255:.2f}",
                  f"{e['base']:.2f}" if e["base"] is not None else "-", str(e["climb"]), f"{e['fixed']:.2f}",
                  f"{e['oracle'][0]:.2f} ({e['oracle'][1]})"]
         cells += [f"{e[f'tau{t:g}'][0]:.2f} ({e[f'tau{t:g}'][1] or 'ceiling'})" for t in taus]

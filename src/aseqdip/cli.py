@@ -48,7 +48,7 @@ def add_method_arguments(p: argparse.ArgumentParser) -> None:
                    help="aSeqDIP: make each input update data-consistent (MRI: measured k-space lines put back)")
     g.add_argument("--ramp", type=int, default=None,
                    help="aSeqDIP: run the first RAMP steps at --ramp-lr (default 0, the paper's)")
-    g.add_argument("--ramp-lr", type=float, default=None, help="aSeqDIP: learning rate of the ramp (default 10 x --lr)")
+    g.add_argument("--ramp-lr", type=float, default=None, help="aSeqDIP: learning rate of the ramp (default 3 x --lr)")
     g.add_argument("--warmup", type=int, default=None,
                    help="aSeqDIP: fit the network at the fixed input z_0 for this many steps first (default 0)")
     g.add_argument("--warmup-lr", type=float, default=None, help="aSeqDIP: learning rate of the warm-up (10 x --lr)")
