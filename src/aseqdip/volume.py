@@ -101,7 +101,8 @@ class Slices:
 
     Image volumes are mapped to [0, 1] once for the whole volume (CT: the HU window; MRI: divided by the
     volume's maximum magnitude; otherwise its min..max), so every slice has the same scale, and mapped
-    back with ``low + x (high - low)``. Measured k-space slices come back as |x| times the slice's k-space
+    back with ``low + x (high - low)``, x clipped to [0, 1] as the task scores it (CT: HU inside the window;
+    MRI magnitudes are not clipped). Measured k-space slices come back as |x| times the slice's k-space
     scale (the units of A^H y).
     """
 
@@ -135,6 +136,8 @@ class Slices:
         h, w = self.unit.shape[1:]
         top, left = (plane.shape[0] - h) // 2, (plane.shape[1] - w) // 2  # CT's square padding, cropped off
         plane = plane[top:top + h, left:left + w]
+        if self.args.task != "mri":  # what the task scores and shows: its [0, 1] image (HU inside the window)
+            plane = plane.clamp(0.0, 1.0)
         return (self.low + plane * (self.high - self.low)).numpy().astype(np.float32)
 
     def display(self, values: np.ndarray) -> np.ndarray:
@@ -294,7 +297,7 @@ def check_options(args: argparse.Namespace, method: Any) -> int:
                              f"not {args.task}")
     if not args.cold and not isinstance(method, DIPMethod):
         raise UserInputError(f"method {method.name} has no network to warm-start; add --cold")
-    warm = args.warm_iterations if args.warm_iterations is not None else max(1, method.iterations // 4)
+    warm = args.warm_iterations if args.warm_iterations is not None else max(1, getattr(method, "iterations", 4) // 4)
     if warm < 1:
         raise UserInputError(f"--warm-iterations must be at least 1, got {warm}")
     if args.cold and (args.warm_iterations is not None or args.warm_optimizer):
@@ -392,7 +395,7 @@ def summarise(args: argparse.Namespace, full: Volume, volume: Volume, span: tupl
         "command": "volume", "task": args.task, "method": method.name, "input": args.input,
         "input_kind": full.kind, "modality": full.modality, "input_slices": full.n_slices,
         "slices": list(span),
-        "start": "cold" if args.cold else "warm", "iterations": method.iterations,
+        "start": "cold" if args.cold else "warm", "iterations": getattr(method, "iterations", None),
         "warm_iterations": None if args.cold else warm_iterations, "warm_optimizer": bool(args.warm_optimizer),
         "stop": args.stop, "mean_psnr": _mean(records, "psnr"), "mean_ssim": _mean(records, "ssim"),
         "mean_psnr_measurement": _mean(records, "psnr_measurement"),

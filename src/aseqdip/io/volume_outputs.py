@@ -27,14 +27,20 @@ KEPT_ATTRIBUTES = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex",
 
 
 def write_nifti(path: Path, slices: np.ndarray, affine: np.ndarray) -> None:
-    """``slices`` (S, H, W) as a float32 NIfTI of (X, Y, Z) = (W, H, S) with ``affine`` (qform and sform)."""
+    """``slices`` (S, H, W) as a float32 NIfTI of (X, Y, Z) = (W, H, S) with ``affine`` (qform and sform);
+    gzip-compressed when ``path`` ends in ``.gz``."""
     import nibabel as nib
 
     img = nib.Nifti1Image(np.ascontiguousarray(slices.transpose(2, 1, 0), dtype=np.float32), affine)
     img.set_qform(affine, code=1)
     img.set_sform(affine, code=1)
     img.header.set_xyzt_units("mm")
-    atomic_write(Path(path), lambda f: f.write(img.to_bytes()))
+    data = img.to_bytes()
+    if str(path).endswith(".gz"):
+        import gzip
+
+        data = gzip.compress(data, compresslevel=6, mtime=0)
+    atomic_write(Path(path), lambda f: f.write(data))
 
 
 def rescale_for(values: np.ndarray, modality: str) -> tuple[float, float]:
