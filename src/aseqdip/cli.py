@@ -241,7 +241,8 @@ def command_demo(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _volume_summary(m: dict[str, Any], out: str) -> str:
-    parts = [f"{m['method']} on a {m['task']} volume of {m['shape'][0]} slices ({m['start']} start)"]
+    count = m["shape"][0]
+    parts = [f"{m['method']} on a {m['task']} volume of {count} slice{'s' if count != 1 else ''} ({m['start']} start)"]
     if m.get("mean_psnr") is not None:
         parts.append(f"mean returned {m['mean_psnr']:.2f} dB / SSIM {m['mean_ssim']:.3f}")
     if m.get("mean_psnr_oracle_best") is not None:

@@ -41,7 +41,7 @@ from .engine.state import Reconstruction
 from .engine.warm import Weights, WarmStart
 from .errors import Interrupted, NonFiniteError, UserInputError
 from .io.outputs import atomic_write, write_json
-from .io.volumes import Volume, read_volume, resampled_affine
+from .io.volumes import Volume, read_volume, resampled_affine, slab_affine
 
 VOLUME_TASKS = ("mri", "ct", "denoise")
 WORK_FORMAT = 1
@@ -112,12 +112,11 @@ class Slices:
     unit: np.ndarray | None  # (S, H, W) in [0, 1], resized; None for k-space
     low: float
     high: float
-    offset: int  # index in the input of this volume's first slice (simulation seeds)
 
     def problem(self, k: int) -> Any:
-        """The problem of slice ``k`` (index within ``volume``)."""
+        """The problem of slice ``k`` of the input."""
         if self.unit is None:
-            ns = argparse.Namespace(**{**vars(self.args), "kspace": self.volume.source, "slice": self.offset + k,
+            ns = argparse.Namespace(**{**vars(self.args), "kspace": self.volume.source, "slice": k,
                                        "maps": None, "command": "reconstruct"})
             return type(self.task).from_measurement(ns)
         x = torch.from_numpy(np.ascontiguousarray(self.unit[k]))[None, None]
@@ -125,7 +124,7 @@ class Slices:
             from .tasks.ct import pad_to_square
 
             x = pad_to_square(x)
-        return self.task.simulate(x, seed=self.args.seed + self.offset + k)
+        return self.task.simulate(x, seed=self.args.seed + k)
 
     def values(self, image: torch.Tensor, problem: Any) -> np.ndarray:
         """The returned image as (H, W) in the source's units (magnitude for MRI)."""
@@ -149,7 +148,10 @@ class Slices:
 
 
 def prepare(args: argparse.Namespace, task: Any, volume: Volume) -> tuple[Slices, np.ndarray]:
-    """The slices as problems (scaled, resized) and the affine of what is reconstructed."""
+    """The input's slices as problems (scaled over the whole input, resized) and their affine.
+
+    The scale comes from the whole input, not the slab, so a slice's problem is the same in every slab.
+    """
     from .io.dicom import CT_WINDOW, hu_window
     from .io.images import center_square, resize
     from .messages import warn
@@ -160,7 +162,7 @@ def prepare(args: argparse.Namespace, task: Any, volume: Volume) -> tuple[Slices
             raise UserInputError(f"{volume.source}: measured k-space is for --task mri, not {args.task}")
         if args.size is not None:
             raise UserInputError("--size does not apply to measured k-space (each slice is reconstructed as measured)")
-        return Slices(args, task, volume, None, 0.0, 1.0, 0), affine
+        return Slices(args, task, volume, None, 0.0, 1.0), affine
     data = volume.data
     if volume.modality.upper() == "CT":
         low, high = task.window if args.task == "ct" else CT_WINDOW
@@ -182,7 +184,7 @@ def prepare(args: argparse.Namespace, task: Any, volume: Volume) -> tuple[Slices
         affine = resampled_affine(affine, top, left, side / args.size)
     if args.task == "ct":
         task.pixel_mm = float(np.linalg.norm(affine[:3, 0])) if volume.is_dicom or volume.kind == "nifti" else None
-    return Slices(args, task, volume, np.ascontiguousarray(unit, dtype=np.float32), low, high, 0), affine
+    return Slices(args, task, volume, np.ascontiguousarray(unit, dtype=np.float32), low, high), affine
 
 
 # ---- one slice -------------------------------------------------------------------------------------
@@ -318,8 +320,8 @@ def run_volume(args: argparse.Namespace, on_slice: Callable[[dict[str, Any]], No
     full = read_volume(args.input)
     start, stop = slice_range(args, full.n_slices)
     volume = full.slab(start, stop)
-    slices, affine = prepare(args, task, volume)
-    slices.offset = start
+    slices, affine = prepare(args, task, full)
+    affine = slab_affine(affine, start)
     if slices.unit is not None:
         from .preflight import check_image_size
 
@@ -336,7 +338,7 @@ def run_volume(args: argparse.Namespace, on_slice: Callable[[dict[str, Any]], No
         for position, (k, neighbour) in enumerate(order):
             if k in records:
                 continue
-            problem = slices.problem(k - start)
+            problem = slices.problem(k)
             pipeline.check_problem(args, problem)
             start_from = None
             if neighbour is not None:

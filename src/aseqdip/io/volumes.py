@@ -60,10 +60,15 @@ class Volume:
 
     def slab(self, start: int, stop: int) -> "Volume":
         """Slices ``start`` to ``stop - 1``, the affine moved to the first of them."""
-        shift = np.eye(4)
-        shift[2, 3] = start
         data = None if self.data is None else self.data[start:stop]
-        return replace(self, data=data, affine=self.affine @ shift, n_slices=stop - start)
+        return replace(self, data=data, affine=slab_affine(self.affine, start), n_slices=stop - start)
+
+
+def slab_affine(affine: np.ndarray, start: int) -> np.ndarray:
+    """The affine of a slab whose first slice is slice ``start``."""
+    shift = np.eye(4)
+    shift[2, 3] = start
+    return affine @ shift
 
 
 def resampled_affine(affine: np.ndarray, top: int, left: int, factor: float) -> np.ndarray:
