@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/volume_warm.py NAME [--variants cold,warm,warm-opt] \\
         -- --task mri --acceleration 4 --stop auto --precision fp32 ...
+    python benchmarks/volume_warm.py NAME --table   # rewrite NAME.md and the criteria from NAME.json
 
 Runs ``aseqdip volume`` once per variant (``cold``: ``--cold``; ``warm``: the default warm start;
 ``warm-opt``: ``--warm-optimizer``), in a subprocess with one torch thread, on the same options, and
@@ -116,8 +117,10 @@ def main() -> None:
     p.add_argument("name")
     p.add_argument("--variants", default="cold,warm,warm-opt")
     p.add_argument("--table", action="store_true", help="only rewrite NAME.md (and the criteria) from NAME.json")
-    p.add_argument("options", nargs=argparse.REMAINDER, help="-- then options of 'aseqdip volume'")
-    args = p.parse_args()
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = p.parse_args(argv[:cut])  # after "--": options of 'aseqdip volume'
+    options = argv[cut + 1:]
     if args.table:
         saved = json.loads((RESULTS / f"{args.name}.json").read_text())
         if "cold" in saved["variants"]:
@@ -125,7 +128,6 @@ def main() -> None:
         (RESULTS / f"{args.name}.json").write_text(json.dumps(saved, indent=1) + "\n")
         (RESULTS / f"{args.name}.md").write_text(table(args.name, saved))
         return
-    options = [o for o in args.options if o != "--"]
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in FLAGS]
     if unknown:
