@@ -337,30 +337,3 @@ def test_every_slice_of_a_fastmri_file(tmp_path):
         rows = list(csv.DictReader(f))
     assert [r["index"] for r in rows] == ["0", "1", "2"] and all(float(r["psnr"]) > 20 for r in rows)
     assert "dicom" not in {p.name for p in out.iterdir()}  # no DICOM input, no DICOM output
-
-
-def test_discrepancy_armed_from_stops_a_run_that_starts_at_the_noise_level():
-    """A warm slice's estimates may never rise above the noise level: unarmed, the rule never stops; armed from
-    the first network estimate, it stops there."""
-    from types import SimpleNamespace
-
-    import deepinv as dinv
-    import torch
-
-    from aseqdip.engine.stopping import Discrepancy
-
-    y = torch.zeros(1, 1, 8, 8)
-    physics = dinv.physics.Denoising()
-    below = [torch.full_like(y, v) for v in (0.0, 0.05, 0.04, 0.03)]  # residual 0, then 0.0025 ... < 0.1^2
-
-    def decide(armed_from):
-        rule = Discrepancy(lambda s: s.output, sigma=0.1, armed_from=armed_from)
-        state = SimpleNamespace(iteration=0, iterations=10, y=y, physics=physics, stop=False, stop_reason="")
-        rule.on_start(state)
-        for i, x in enumerate(below, start=1):
-            state.iteration, state.output = i, x
-            rule.on_step(state)
-        return rule.stopped_at
-
-    assert decide(None) is None
-    assert decide(2) == 2

@@ -69,8 +69,7 @@ def resolve(method_name: str, rule: OutputRule) -> tuple[dict[str, Any], OutputR
     if rule.stop != "auto":
         return {}, rule
     chosen = choice_for(method_name)
-    carried = {name: getattr(rule, name) for name in ("sigma", "tau", "ema", "observe", "every", "halt", "seed",
-                                                    "armed_from")}
+    carried = {name: getattr(rule, name) for name in ("sigma", "tau", "ema", "observe", "every", "halt", "seed")}
     if chosen.rule.stop == "none" and rule.ema is None:
         carried.pop("ema")
     concrete = dataclasses.replace(chosen.rule, **carried)

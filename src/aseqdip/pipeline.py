@@ -170,19 +170,18 @@ def check_problem(args: argparse.Namespace, problem: Any) -> None:
 
 
 def solve(args: argparse.Namespace, method: Any, problem: Any, callbacks: Sequence[Any] = (),
-          rule: Any = None, **saving: Any) -> Any:
+          **saving: Any) -> Any:
     """Reconstruct ``problem`` with ``method`` under the options' output rule; refuse a non-finite image.
 
     The one call into :func:`aseqdip.rules.reconstruct` of a command: the oracle monitor and score when the
     problem has a ground truth, the task's settings as the noise hint. ``callbacks`` join the run's
-    (``aseqdip volume``'s warm start); ``rule`` replaces :func:`output_rule`'s (a warm slice's, armed from
-    its first network estimate); ``saving`` are the checkpoint arguments.
+    (``aseqdip volume``'s warm start); ``saving`` are the checkpoint arguments.
     """
     import torch
 
     from .rules import reconstruct
 
-    result = reconstruct(method, problem.y, problem.physics, rule or output_rule(args), x0=problem.x0,
+    result = reconstruct(method, problem.y, problem.physics, output_rule(args), x0=problem.x0,
                          monitor=problem.psnr if problem.x_true is not None else None,
                          callbacks=callbacks, track_every=args.track_every,
                          score=problem.metrics if problem.x_true is not None else None,

@@ -83,13 +83,12 @@ class OutputRule:
     seed: int = 0
     noise: str = "model"
     observe: tuple[str, ...] = ()
-    armed_from: int | None = None  # discrepancy: armed from this step on (a warm-started run; Discrepancy)
 
     def describe(self) -> dict[str, Any]:
         """The settings that matter for this rule (for metrics.json)."""
         keep = {"stop", "ema", "observe"} | {
             "selfval": {"holdout", "refit", "every", "patience", "seed"}, "wmv": {"window", "patience"},
-            "discrepancy": {"tau", "sigma", "every", "noise"} | ({"armed_from"} if self.armed_from is not None else set()),
+            "discrepancy": {"tau", "sigma", "every", "noise"},
             "sure": {"sigma", "alpha", "pairs", "every", "patience", "seed", "noise"},
         }.get(self.stop, set())
         out = {k: v for k, v in asdict(self).items() if k in keep}
@@ -177,8 +176,7 @@ def callbacks_for(rule: OutputRule, method: DIPMethod, y: torch.Tensor, physics:
         out.append(WindowedMovingVariance(watch, window=rule.window, patience=patience))
     elif rule.stop == "discrepancy":
         out.append(Discrepancy(watch, _sigma(noise), tau=rule.tau,
-                               measured=measured_entries(physics, y), every=every, halt=rule.halt,
-                               armed_from=rule.armed_from))
+                               measured=measured_entries(physics, y), every=every, halt=rule.halt))
     elif rule.stop == "sure":
         sure = MonteCarloSURE(method, _sigma(noise), alpha=rule.alpha, pairs=rule.pairs,
                               every=every, patience=patience, decay=rule.ema, halt=rule.halt, seed=rule.seed)

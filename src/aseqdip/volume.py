@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import json
 import platform
 import shutil
@@ -190,16 +189,8 @@ def prepare(args: argparse.Namespace, task: Any, volume: Volume) -> tuple[Slices
 
 # ---- one slice -------------------------------------------------------------------------------------
 def solve_slice(args: argparse.Namespace, method: Any, problem: Any, warm: WarmStart) -> Reconstruction:
-    """Reconstruct one slice through the pipeline, with ``warm`` loading (and keeping) network weights.
-
-    A warm slice's rule is armed from its first network estimate (``OutputRule.armed_from``): a network
-    fitted to the neighbour may start at the noise level, and the discrepancy principle must not wait for
-    a rise above it that never comes.
-    """
-    rule = None
-    if warm.start is not None and hasattr(method, "first_network_step"):
-        rule = dataclasses.replace(pipeline.output_rule(args), armed_from=method.first_network_step())
-    return pipeline.solve(args, method, problem, callbacks=[warm], rule=rule)
+    """Reconstruct one slice through the pipeline, with ``warm`` loading (and keeping) network weights."""
+    return pipeline.solve(args, method, problem, callbacks=[warm])
 
 
 def warm_method(method: Any, iterations: int) -> Any:

@@ -205,19 +205,13 @@ class Discrepancy(Callback):
     r_t has been above that level (aSeqDIP starts from z_0 = y, whose residual is 0) and stops at the first
     check where r_t falls to or below it, returning that iterate. ``measured`` marks the entries that were
     measured (an inpainting mask, sampled k-space), so unmeasured zeros do not dilute the mean.
-
-    ``armed_from``: checks from this iteration on are armed whatever came before. A run warm-started from a
-    network fitted to a neighbouring slice (``aseqdip volume``) may never rise above the level: its first
-    network estimate is already there, and without this the rule would wait for a rise that never comes
-    and let the run fit the noise to its ceiling. Set it to the method's first step whose estimate comes
-    from the network (:meth:`aseqdip.methods.base.DIPMethod.first_network_step`).
     """
 
     name = "discrepancy"
 
     def __init__(self, estimate: Callable[[LoopState], torch.Tensor], sigma: float, tau: float = 1.0,
                  measured: torch.Tensor | None = None, every: int = 1, halt: bool = True,
-                 label: str | None = None, armed_from: int | None = None) -> None:
+                 label: str | None = None) -> None:
         if not sigma > 0:
             raise ValueError(f"the discrepancy principle needs a noise level sigma > 0, got {sigma}")
         if not tau > 0:
@@ -231,7 +225,6 @@ class Discrepancy(Callback):
         self.every = every
         self.halt = halt
         self.label = label or self.name
-        self.armed_from = armed_from
         self.reset()
 
     def reset(self) -> None:
@@ -263,7 +256,7 @@ class Discrepancy(Callback):
         self.curve.add(state.iteration, ratio)
         if ratio > self.tau:
             self.armed = True
-        elif self.armed or (self.armed_from is not None and state.iteration >= self.armed_from):
+        elif self.armed:
             self.stopped_at = state.iteration
             self._image = x.clone()
             if self.halt:

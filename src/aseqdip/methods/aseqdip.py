@@ -103,10 +103,6 @@ class ASeqDIP(DIPMethod):
     def estimate(self, state: LoopState) -> torch.Tensor:
         return state.z
 
-    def first_network_step(self) -> int:
-        """z_1 = f(z_0) comes at the end of the first block (after the warm-up); before it the estimate is z_0."""
-        return self.warmup + self.inner_steps
-
     def output(self, state: LoopState) -> tuple[torch.Tensor, int, str]:
         if state.iteration <= self.warmup or self.ends_block(state.iteration):
             return state.z, state.iteration, "last"

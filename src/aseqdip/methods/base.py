@@ -152,10 +152,6 @@ class DIPMethod(dinv.models.Reconstructor):
         """The method's current image (for curves and stopping rules): the latest network output."""
         return state.output
 
-    def first_network_step(self) -> int:
-        """The first step whose :meth:`estimate` comes from the network (here: the first output)."""
-        return 1
-
     def output(self, state: LoopState) -> tuple[torch.Tensor, int, str]:
         """The image returned at the end: the network at its final weights on its (unperturbed) input."""
         with torch.no_grad():
