@@ -189,6 +189,7 @@ def test_dicom_series_output_read_back_with_geometry_and_hu(tmp_path):
         rows = list(csv.DictReader(f))
     assert [int(r["index"]) for r in rows] == [0, 1, 2, 3]
     assert [r["start"] for r in rows].count("cold") == 1
+    assert {r["steps"] for r in rows if r["start"] == "warm"} == {"1"}  # a quarter of the middle slice's 4 steps
     assert all(float(r["psnr"]) > 0 for r in rows)
 
 

@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     vol.add_argument("--size", type=int, default=None, help="centre-crop every slice to a square, resize to SIZE")
     vol.add_argument("--cold", action="store_true", help="reconstruct every slice from random weights (no warm start)")
     vol.add_argument("--warm-iterations", type=int, default=None,
-                     help="ceiling of a warm-started slice (default a quarter of --iterations)")
+                     help="ceiling of a warm-started slice (default a quarter of the steps the middle slice took: "
+                          "a quarter of --iterations under a fixed budget)")
     vol.add_argument("--warm-optimizer", action="store_true",
                      help="carry Adam's moments to the next slice too (default: the weights only)")
     vol.add_argument("--slab", default=None, metavar="START:STOP",

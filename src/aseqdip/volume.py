@@ -5,7 +5,10 @@ the next than random weights. The middle slice (of the volume, or of ``--slab``)
 with the full budget and rule; then the walk goes outwards, alternately up and down, and each slice
 starts from its neighbour's final weights (:class:`aseqdip.engine.warm.WarmStart`; Adam's moments too with
 ``--warm-optimizer``), with its own z_0 (its own first estimate), its own stopping rule and a smaller
-ceiling (``--warm-iterations``, default a quarter of ``--iterations``). A warm slice skips aSeqDIP's
+ceiling: ``--warm-iterations``, by default a quarter of the steps the middle slice took (a quarter of
+``--iterations`` under the paper's fixed budget; under ``--stop auto`` a quarter of what the rule needed
+there, since a warm slice that never rises above the noise level would otherwise fit the noise up to a
+ceiling sized for a cold start). A warm slice skips aSeqDIP's
 warm-up and ramp: they exist to climb out of a random network. ``--cold`` reconstructs every slice
 independently (same order, full budget).
 
@@ -290,8 +293,8 @@ def open_work(args: argparse.Namespace, fingerprint: dict[str, Any]) -> WorkFold
 
 
 # ---- the command ------------------------------------------------------------------------------------
-def check_options(args: argparse.Namespace, method: Any) -> int:
-    """Refuse volume options that cannot apply; return the warm slices' ceiling."""
+def check_options(args: argparse.Namespace, method: Any) -> None:
+    """Refuse volume options that cannot apply (before anything is read or computed)."""
     from .methods.base import DIPMethod
 
     if args.task not in VOLUME_TASKS:
@@ -299,13 +302,16 @@ def check_options(args: argparse.Namespace, method: Any) -> int:
                              f"not {args.task}")
     if not args.cold and not isinstance(method, DIPMethod):
         raise UserInputError(f"method {method.name} has no network to warm-start; add --cold")
-    warm = args.warm_iterations if args.warm_iterations is not None else max(1, getattr(method, "iterations", 4) // 4)
-    if warm < 1:
-        raise UserInputError(f"--warm-iterations must be at least 1, got {warm}")
+    if args.warm_iterations is not None and args.warm_iterations < 1:
+        raise UserInputError(f"--warm-iterations must be at least 1, got {args.warm_iterations}")
     if args.cold and (args.warm_iterations is not None or args.warm_optimizer):
         raise UserInputError("--cold reconstructs every slice from random weights: --warm-iterations and "
                              "--warm-optimizer do not apply")
-    return warm
+
+
+def warm_ceiling(args: argparse.Namespace, middle: dict[str, Any]) -> int:
+    """``--warm-iterations``, else a quarter of the steps the middle (cold) slice took."""
+    return args.warm_iterations if args.warm_iterations is not None else max(1, int(middle["steps"]) // 4)
 
 
 def run_volume(args: argparse.Namespace, on_slice: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -315,7 +321,7 @@ def run_volume(args: argparse.Namespace, on_slice: Callable[[dict[str, Any]], No
     task_cls = pipeline.task_class(args)
     task = task_cls.from_args(args)  # validates the task's options before any work
     method = pipeline.make_method(args, task_cls)
-    warm_iterations = check_options(args, method)
+    check_options(args, method)
     fingerprint = pipeline.check_before_computing(args)
     full = read_volume(args.input)
     start, stop = slice_range(args, full.n_slices)
@@ -334,9 +340,12 @@ def run_volume(args: argparse.Namespace, on_slice: Callable[[dict[str, Any]], No
     work = open_work(args, fingerprint)
     records = work.finished()
     kept: dict[int, Weights] = {}
+    warm_iterations = 0  # set once the middle slice is done
     try:
         for position, (k, neighbour) in enumerate(order):
             if k in records:
+                if neighbour is None and position == 0:
+                    warm_iterations = warm_ceiling(args, records[k])
                 continue
             problem = slices.problem(k)
             pipeline.check_problem(args, problem)
@@ -358,6 +367,8 @@ def run_volume(args: argparse.Namespace, on_slice: Callable[[dict[str, Any]], No
                 if all(i in records for i in needed_by.get(j, [])):  # every slice that starts from j is done
                     kept.pop(j, None)
                     work.drop_weights(j)
+            if position == 0:
+                warm_iterations = warm_ceiling(args, record)
             if on_slice is not None:
                 on_slice(record)
         ordered = [records[k] for k in range(start, stop)]
