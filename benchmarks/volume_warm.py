@@ -5,7 +5,8 @@
     python benchmarks/volume_warm.py NAME --table   # rewrite NAME.md and the criteria from NAME.json
 
 Runs ``aseqdip volume`` once per variant (``cold``: ``--cold``; ``warm``: the default warm start;
-``warm-opt``: ``--warm-optimizer``), in a subprocess with one torch thread, on the same options, and
+``warm-opt``: ``--warm-optimizer``; ``warm-mix1``, ``warm-opt-mix1``: the same with ``--warm-mix 1``, the
+neighbour's weights as they are), in a subprocess with one torch thread, on the same options, and
 writes ``benchmarks/results/volume-warm/NAME.json`` (every slice's record, the volumes' summaries, the
 CPU) and ``NAME.md`` (the per-slice table and the three criteria of issue 19: warm mean PSNR within
 0.3 dB of cold, warm slices after the first at most a third of cold's steps, the whole warm volume under
@@ -27,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results" / "volume-warm"
-FLAGS = {"cold": ["--cold"], "warm": [], "warm-opt": ["--warm-optimizer"]}
+FLAGS = {"cold": ["--cold"], "warm": [], "warm-opt": ["--warm-optimizer"], "warm-mix1": ["--warm-mix", "1"],
+         "warm-opt-mix1": ["--warm-optimizer", "--warm-mix", "1"]}
 
 
 def cpu_name() -> str:

@@ -338,3 +338,26 @@ def test_every_slice_of_a_fastmri_file(tmp_path):
         rows = list(csv.DictReader(f))
     assert [r["index"] for r in rows] == ["0", "1", "2"] and all(float(r["psnr"]) > 20 for r in rows)
     assert "dicom" not in {p.name for p in out.iterdir()}  # no DICOM input, no DICOM output
+
+
+def test_warm_start_loads_or_mixes_the_neighbours_weights():
+    """mix 1: the neighbour's weights; mix 0.5: half of them plus half of the run's own initialisation."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from aseqdip.engine.warm import WarmStart, Weights
+
+    torch.manual_seed(0)
+    neighbour = torch.nn.Linear(3, 2)
+    for mix in (1.0, 0.5):
+        own = torch.nn.Linear(3, 2)
+        initial = {k: v.clone() for k, v in own.state_dict().items()}
+        warm = WarmStart(Weights(network=neighbour.state_dict()), mix=mix)
+        state = SimpleNamespace(net=own, optimizers=[], iteration=0)
+        warm.on_start(state)
+        for key, value in own.state_dict().items():
+            expected = mix * neighbour.state_dict()[key] + (1 - mix) * initial[key]
+            torch.testing.assert_close(value, expected)
+        warm.on_end(state)
+        torch.testing.assert_close(warm.final.network["weight"], own.weight.detach())

@@ -175,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "a quarter of --iterations under a fixed budget)")
     vol.add_argument("--warm-optimizer", action="store_true",
                      help="carry Adam's moments to the next slice too (default: the weights only)")
+    vol.add_argument("--warm-mix", type=float, default=None,
+                     help="fraction of the neighbour's weights a warm slice starts from, the rest its own random "
+                          "initialisation (default 0.5; 1: the neighbour's weights as they are)")
     vol.add_argument("--slab", default=None, metavar="START:STOP",
                      help="only slices START to STOP-1 (warm-started within the slab from its middle): run slabs of "
                           "one volume as separate jobs")

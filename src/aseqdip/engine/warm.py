@@ -9,6 +9,9 @@ its stopping rule.
 
 Optimiser state is optional (``optimizer=True``): only Adam's moments and step counts are carried over,
 never the learning rate or other settings of the receiving run (its own warm-up or ramp still apply).
+``mix < 1`` starts from ``mix * neighbour + (1 - mix) * own random weights`` (floating-point tensors; the
+shrink of Ash & Adams, "On Warm-Starting Neural Network Training", NeurIPS 2020, with the run's own
+initialisation as the perturbation).
 """
 
 from __future__ import annotations
@@ -56,15 +59,24 @@ class WarmStart(Callback):
     from a checkpoint (``state.iteration > 0``) keeps the checkpoint's weights.
     """
 
-    def __init__(self, start: Weights | None = None, optimizer: bool = False) -> None:
+    def __init__(self, start: Weights | None = None, optimizer: bool = False, mix: float = 1.0) -> None:
+        if not 0.0 <= mix <= 1.0:
+            raise ValueError(f"the warm-start mix must lie in [0, 1], got {mix}")
         self.start = start
         self.optimizer = optimizer
+        self.mix = mix
         self.final: Weights | None = None
 
     def on_start(self, state: LoopState) -> None:
         if self.start is None or state.iteration > 0:
             return
-        state.net.load_state_dict(self.start.network)
+        if self.mix < 1.0:  # shrink towards this run's own random weights (Ash & Adams 2020, shrink and perturb)
+            own = state.net.state_dict()
+            mixed = {k: (self.mix * v.to(own[k].dtype) + (1.0 - self.mix) * own[k]
+                         if v.is_floating_point() and k in own else v) for k, v in self.start.network.items()}
+            state.net.load_state_dict(mixed)
+        else:
+            state.net.load_state_dict(self.start.network)
         if self.optimizer and self.start.optimizers is not None:
             for opt, saved in zip(state.optimizers, self.start.optimizers, strict=True):
                 own = opt.state_dict()
