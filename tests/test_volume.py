@@ -154,6 +154,15 @@ def test_nifti_input_keeps_its_affine(tmp_path):
     assert vol.data.shape == (3, 16, 16)
     np.testing.assert_allclose(vol.data, np.load(out / "volume.npy"), rtol=1e-6)
     assert not work_folder(out).exists()
+    # a slab: slices 1 and 2 only, its own middle cold, placed where they lie in the whole volume
+    slab = tmp_path / "slab"
+    assert main(["volume", "--task", "denoise", "--input", str(tmp_path / "in.nii.gz"), "--out", str(slab),
+                 "--iterations", "4", "--no-progress", "--precision", "fp32", "--slab", "1:3"]) == 0
+    part = read_volume(slab / "volume.nii.gz")
+    np.testing.assert_allclose(part.affine[:, 3], affine @ np.array([0.0, 0.0, 1.0, 1.0]), atol=1e-5)
+    np.testing.assert_allclose(part.data, vol.data[1:3], rtol=1e-6)  # the same problems as in the whole run
+    with open(slab / "slices.csv", newline="") as f:
+        assert [(r["index"], r["start"]) for r in csv.DictReader(f)] == [("1", "cold"), ("2", "warm")]
 
 
 def test_dicom_series_output_read_back_with_geometry_and_hu(tmp_path):

@@ -301,10 +301,10 @@ def open_work(args: argparse.Namespace, fingerprint: dict[str, Any]) -> WorkFold
 # ---- the command ------------------------------------------------------------------------------------
 def check_options(args: argparse.Namespace, method: Any) -> None:
     """Refuse volume options that cannot apply (before anything is read or computed)."""
-    if args.warm_mix is not None and not 0.0 <= args.warm_mix <= 1.0:
-        raise UserInputError(f"--warm-mix must lie in [0, 1], got {args.warm_mix:g}")
     from .methods.base import DIPMethod
 
+    if args.warm_mix is not None and not 0.0 <= args.warm_mix <= 1.0:
+        raise UserInputError(f"--warm-mix must lie in [0, 1], got {args.warm_mix:g}")
     if args.task not in VOLUME_TASKS:
         raise UserInputError(f"aseqdip volume is for the tasks where volumes exist ({', '.join(VOLUME_TASKS)}), "
                              f"not {args.task}")
