@@ -108,6 +108,35 @@ def test_multiframe_emri_small_reads_ten_frames():
     np.testing.assert_allclose(vol.data, raw.astype(np.float32))
 
 
+def test_multiframe_frames_placed_by_their_functional_groups(tmp_path):
+    """An enhanced multi-frame file whose frames are stored top to bottom: read in position order, with the
+    shared orientation and pixel spacing."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    ds = pydicom.dcmread(get_testdata_file("emri_small.dcm"))
+    raw = ds.pixel_array.astype(np.float32)
+    shared = Dataset()
+    orientation, measures = Dataset(), Dataset()
+    orientation.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    measures.PixelSpacing, measures.SliceThickness = [0.5, 0.75], 1.2
+    shared.PlaneOrientationSequence, shared.PixelMeasuresSequence = Sequence([orientation]), Sequence([measures])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    frames = []
+    for f in range(10):
+        item, position = Dataset(), Dataset()
+        position.ImagePositionPatient = [-10.0, 5.0, 1.2 * (9 - f)]  # frame 0 is the top slice
+        item.PlanePositionSequence = Sequence([position])
+        frames.append(item)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
+    ds.save_as(tmp_path / "mf.dcm")
+    vol = read_volume(tmp_path / "mf.dcm")
+    assert vol.geometry_known
+    np.testing.assert_array_equal(vol.data, raw[::-1])
+    np.testing.assert_allclose(vol.spacing, (0.75, 0.5, 1.2))
+    np.testing.assert_allclose(vol.affine[:3, 3], [10.0, -5.0, 0.0])  # LPS (-10, 5, 0) in RAS
+
+
 def test_nifti_affine_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     theta = 0.3
