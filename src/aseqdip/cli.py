@@ -1,6 +1,6 @@
 """The ``aseqdip`` command: simulate a measurement, reconstruct, and write the results.
 
-This module parses the command line, hands the options to ``pipeline`` (or ``batch``) and prints. Every
+This module parses the command line, hands the options to ``pipeline`` (or ``batch``, ``volume``) and prints. Every
 user mistake (a bad file, an unknown task, an out-of-range option, an output folder that would lose
 files) ends in one line on stderr and exit status 2, with no traceback and nothing written; a run whose
 loss or image goes NaN or infinite ends in one line and exit status 3; Ctrl-C in one line that says
@@ -35,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
         raise UserInputError(message)
 
 
-def add_method_arguments(p: argparse.ArgumentParser) -> None:
+def add_method_arguments(p: argparse.ArgumentParser, checkpoints: bool = True) -> None:
     from .methods import METHODS
 
     g = p.add_argument_group("method")
@@ -62,7 +62,8 @@ def add_method_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_baseline_arguments(p)
     add_stopping_arguments(p)
-    add_checkpoint_arguments(p)
+    if checkpoints:
+        add_checkpoint_arguments(p)
 
 
 def add_checkpoint_arguments(p: argparse.ArgumentParser) -> None:
@@ -159,6 +160,40 @@ def build_parser() -> argparse.ArgumentParser:
     for task in TASKS.values():
         task.add_reconstruct_arguments(rec.add_argument_group(f"task {task.name}"))
 
+    vol = sub.add_parser("volume", help="reconstruct a 3-D volume slice by slice, each slice warm-started from its "
+                                        "neighbour (mri, ct, denoise)",
+                         description="A DICOM series folder, an enhanced multi-frame DICOM, NIfTI, a 3-D .npy "
+                                     "(the task simulates each slice's measurement, as 'aseqdip run'), or measured "
+                                     "k-space (fastMRI .h5, as 'aseqdip reconstruct'). Options of 'aseqdip run' "
+                                     "apply to every slice.")
+    vol.add_argument("--task", required=True, help="mri, ct or denoise")
+    vol.add_argument("--input", required=True, help="DICOM series folder, multi-frame .dcm, .nii/.nii.gz, 3-D .npy "
+                                                    "(slices, H, W) or fastMRI .h5")
+    vol.add_argument("--out", required=True, help="output folder (new or empty)")
+    vol.add_argument("--overwrite", action="store_true", help="replace --out, an earlier volume's folder, as a whole")
+    vol.add_argument("--size", type=int, default=None, help="centre-crop every slice to a square, resize to SIZE")
+    vol.add_argument("--cold", action="store_true", help="reconstruct every slice from random weights (no warm start)")
+    vol.add_argument("--warm-iterations", type=int, default=None,
+                     help="ceiling of a warm-started slice (default a quarter of the steps the middle slice took: "
+                          "a quarter of --iterations under a fixed budget)")
+    vol.add_argument("--warm-optimizer", action="store_true",
+                     help="carry Adam's moments to the next slice too (default: the weights only)")
+    vol.add_argument("--warm-mix", type=float, default=None,
+                     help="fraction of the neighbour's weights a warm slice starts from, the rest its own random "
+                          "initialisation (default 0.5; 1: the neighbour's weights as they are)")
+    vol.add_argument("--slab", default=None, metavar="START:STOP",
+                     help="only slices START to STOP-1 (warm-started within the slab from its middle): run slabs of "
+                          "one volume as separate jobs")
+    vol.add_argument("--slices", type=int, default=None, help="only the N slices around the middle")
+    vol.add_argument("--resume", action="store_true",
+                     help="continue an interrupted volume at the slice it was on (its finished slices are kept in "
+                          ".OUT.volume beside --out; same options required)")
+    vol.add_argument("--no-prewhiten", action="store_true",
+                     help="mri k-space: keep the coils as recorded (default: prewhiten with the file's noise scan)")
+    add_method_arguments(vol, checkpoints=False)
+    for task in TASKS.values():
+        task.add_arguments(vol.add_argument_group(f"task {task.name}"))
+
     batch = sub.add_parser("batch", allow_abbrev=False, help="reconstruct every study (image, DICOM slice, fastMRI slice) under a "
                                          "folder or glob, on Ray (a local instance by default)",
                            description="Options not listed here are options of 'aseqdip run' (of 'aseqdip "
@@ -213,6 +248,24 @@ def command_demo(args: argparse.Namespace) -> dict[str, Any]:
     return m
 
 
+def _volume_summary(m: dict[str, Any], out: str) -> str:
+    count = m["shape"][0]
+    parts = [f"{m['method']} on a {m['task']} volume of {count} slice{'s' if count != 1 else ''} ({m['start']} start)"]
+    if m.get("mean_psnr") is not None:
+        parts.append(f"mean returned {m['mean_psnr']:.2f} dB / SSIM {m['mean_ssim']:.3f}")
+    if m.get("mean_psnr_oracle_best") is not None:
+        parts.append(f"mean oracle best {m['mean_psnr_oracle_best']:.2f} dB")
+    parts.append(f"{m['total_steps']} steps, {m['total_seconds']:.1f} s (first slice {m['first_slice']['steps']} "
+                 f"steps, {m['first_slice']['seconds']:.1f} s)")
+    return "; ".join(parts) + f" -> {out}"
+
+
+def _slice_line(r: dict[str, Any]) -> None:
+    quality = f", {r['psnr']:.2f} dB" if r.get("psnr") is not None else ""
+    print(f"slice {r['index']} ({r['start']}): {r['steps']} steps, {r['wall_seconds']:.1f} s, {r['rule']}{quality}",
+          flush=True)
+
+
 def command_batch(args: argparse.Namespace, options: list[str]) -> int:
     from .batch import run_batch
 
@@ -235,7 +288,12 @@ def _main(argv: Sequence[str] | None) -> int:
             return command_batch(args, rest)
         if rest:
             raise UserInputError(f"unrecognized arguments: {' '.join(rest)}")
-        if args.command in ("run", "reconstruct"):
+        if args.command == "volume":
+            from .volume import run_volume
+
+            m = run_volume(args, on_slice=None if args.no_progress else _slice_line)
+            print(_volume_summary(m, args.out))
+        elif args.command in ("run", "reconstruct"):
             m = pipeline.execute(args)
             print(_summary(m, args.out))
         elif args.command == "demo":

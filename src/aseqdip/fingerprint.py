@@ -19,7 +19,7 @@ from typing import Any
 from . import __version__
 
 # options that name input files or folders: their contents count, not their paths
-INPUT_OPTIONS = ("image", "kspace", "sinogram", "angles_file", "reference", "maps", "blur_model", "references")
+INPUT_OPTIONS = ("image", "input", "kspace", "sinogram", "angles_file", "reference", "maps", "blur_model", "references")
 # options that do not change the result
 NOT_SHAPING = frozenset({"command", "out", "overwrite", "resume", "checkpoint_every", "no_progress", "device"})
 HASH_LIMIT = 256 * 2**20

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +170,28 @@ def check_problem(args: argparse.Namespace, problem: Any) -> None:
                      minimum=problem.x_true is not None)
 
 
+def solve(args: argparse.Namespace, method: Any, problem: Any, callbacks: Sequence[Any] = (),
+          **saving: Any) -> Any:
+    """Reconstruct ``problem`` with ``method`` under the options' output rule; refuse a non-finite image.
+
+    The one call into :func:`aseqdip.rules.reconstruct` of a command: the oracle monitor and score when the
+    problem has a ground truth, the task's settings as the noise hint. ``callbacks`` join the run's
+    (``aseqdip volume``'s warm start); ``saving`` are the checkpoint arguments.
+    """
+    import torch
+
+    from .rules import reconstruct
+
+    result = reconstruct(method, problem.y, problem.physics, output_rule(args), x0=problem.x0,
+                         monitor=problem.psnr if problem.x_true is not None else None,
+                         callbacks=callbacks, track_every=args.track_every,
+                         score=problem.metrics if problem.x_true is not None else None,
+                         noise_hint=problem.settings, **saving)
+    if not bool(torch.isfinite(result.image).all()):  # methods outside the loop (cs, fbp) end here too
+        raise NonFiniteError(result.iteration_returned, "returned image", result.iterations)
+    return result
+
+
 def solve_and_save(args: argparse.Namespace, method: Any, problem: Any, extra: dict[str, Any],
                    fingerprint: dict[str, Any] | None = None) -> dict[str, Any]:
     """Reconstruct ``problem`` with ``method`` and write the run's files into ``args.out`` (as a whole).
@@ -176,11 +199,8 @@ def solve_and_save(args: argparse.Namespace, method: Any, problem: Any, extra: d
     ``fingerprint`` is :func:`check_before_computing`'s (taken here when not given); it goes into
     ``metrics.json`` and the checkpoints.
     """
-    import torch
-
     from .io import StagedOutput
     from .report import save_run
-    from .rules import reconstruct
 
     if fingerprint is None:
         fingerprint = check_before_computing(args)
@@ -191,13 +211,7 @@ def solve_and_save(args: argparse.Namespace, method: Any, problem: Any, extra: d
         saving = {"checkpoint": checkpoint_path(args.out), "checkpoint_every": every or 500,
                   "resume": bool(getattr(args, "resume", False)), "checkpoint_fingerprint": fingerprint}
     try:
-        result = reconstruct(method, problem.y, problem.physics, output_rule(args), x0=problem.x0,
-                             monitor=problem.psnr if problem.x_true is not None else None,
-                             track_every=args.track_every,
-                             score=problem.metrics if problem.x_true is not None else None,
-                             noise_hint=problem.settings, **saving)
-        if not bool(torch.isfinite(result.image).all()):  # methods outside the loop (cs, fbp) end here too
-            raise NonFiniteError(result.iteration_returned, "returned image", result.iterations)
+        result = solve(args, method, problem, **saving)
         with StagedOutput(args.out, replace=bool(getattr(args, "overwrite", False))) as out:
             metrics = save_run(out, problem, method.name, method.hyperparameters(), result,
                                extra={**extra, "fingerprint": fingerprint})

@@ -27,6 +27,8 @@ MIN_SIDE = SSIM_WINDOW  # smaller images have no SSIM (and no structure to recon
 # medium and shallow U-Nets and the skip network (activations kept for the backward pass, Adam state).
 # Only runs certain not to fit are refused.
 BYTES_PER_PIXEL = 4096
+# the file that marks a folder as an aseqdip result, which --overwrite may replace: a run's, a volume's
+RUN_SUMMARIES = ("metrics.json", "volume.json")
 
 
 def check_numbers(args: argparse.Namespace) -> None:
@@ -67,7 +69,7 @@ def check_output(out: Path, *, overwrite: bool = False, inputs: Iterable[Path] =
     """Refuse an output folder that would lose or mix files, or that cannot be written.
 
     ``out`` must not exist, or be an empty folder, or (with ``overwrite``) an earlier run's folder (it holds
-    ``metrics.json``), which the run then replaces as a whole. It may never hold an input, nor the
+    ``metrics.json``, a volume's ``volume.json``), which the run then replaces as a whole. It may never hold an input, nor the
     current folder. Its parent must be writable (the results are staged beside it).
     """
     where = out.resolve()
@@ -84,7 +86,7 @@ def check_output(out: Path, *, overwrite: bool = False, inputs: Iterable[Path] =
             if not overwrite:
                 raise UserInputError(f"{option} {out} already holds files; choose a new folder, or add --overwrite "
                                      f"to replace an earlier run's folder as a whole")
-            if not (out / "metrics.json").is_file():
+            if not any((out / name).is_file() for name in RUN_SUMMARIES):
                 raise UserInputError(f"{option} {out} holds files that are not an aseqdip run's results; "
                                      f"--overwrite replaces only an earlier run's folder")
     check_writable(where.parent, f"{option} {out}")

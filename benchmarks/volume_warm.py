@@ -1,0 +1,161 @@
+"""Warm against cold start on a real volume: pydicom-data's multi-frame MR ``emri_small.dcm`` (10 frames, 64x64).
+
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/volume_warm.py NAME [--variants cold,warm,warm-opt] \\
+        -- --task mri --acceleration 4 --stop auto --precision fp32 ...
+    python benchmarks/volume_warm.py NAME --table   # rewrite NAME.md and the criteria from NAME.json
+
+Runs ``aseqdip volume`` once per variant (``cold``: ``--cold``; ``warm``: the default warm start;
+``warm-opt``: ``--warm-optimizer``; ``warm-mix1``, ``warm-opt-mix1``: the same with ``--warm-mix 1``, the
+neighbour's weights as they are), in a subprocess with one torch thread, on the same options, and
+writes ``benchmarks/results/volume-warm/NAME.json`` (every slice's record, the volumes' summaries, the
+CPU) and ``NAME.md`` (the per-slice table and the three criteria of issue 19: warm mean PSNR within
+0.3 dB of cold, warm slices after the first at most a third of cold's steps, the whole warm volume under
+3x one cold slice's time). PSNR is the returned image's (what a user gets); the oracle best is labelled.
+Variants already in ``NAME.json`` (same options) are kept, so they can be measured one at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results" / "volume-warm"
+FLAGS = {"cold": ["--cold"], "warm": [], "warm-opt": ["--warm-optimizer"], "warm-mix1": ["--warm-mix", "1"],
+         "warm-opt-mix1": ["--warm-optimizer", "--warm-mix", "1"]}
+
+
+def cpu_name() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return "unknown"
+
+
+def run_variant(variant: str, options: list[str], where: Path) -> dict[str, Any]:
+    from pydicom.data import get_testdata_file
+
+    out = where / variant
+    argv = [sys.executable, "-m", "aseqdip.cli", "volume", "--input", get_testdata_file("emri_small.dcm"),
+            "--out", str(out), "--no-progress", *options, *FLAGS[variant]]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    done = subprocess.run(argv, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{variant} failed ({done.returncode}): {done.stderr.strip()}")
+    summary = json.loads((out / "volume.json").read_text())
+    with open(out / "slices.csv", newline="") as f:
+        slices = list(csv.DictReader(f))
+    return {"command": " ".join(argv[2:]), "summary": summary, "slices": slices, "printed": done.stdout.strip()}
+
+
+def table(name: str, result: dict[str, Any]) -> str:
+    """The markdown page: per-slice rows of every variant, the means, and the criteria against cold."""
+    lines = [f"# Volume warm start: {name}", "", f"CPU: {result['cpu']}, one torch thread; {result['date']}.",
+             f"Options: `{' '.join(result['options'])}` on pydicom-data's `emri_small.dcm` (10 frames, 64x64 MR).",
+             "PSNR/SSIM: the returned image's, against the slice as read (the simulation's ground truth). "
+             "Oracle best: the best PSNR along the run, found with the ground truth (no user has it).", "",
+             "| variant | slice | start | steps | seconds | rule / stop | PSNR | SSIM | oracle best (@step) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for variant, run in result["variants"].items():
+        for r in sorted(run["slices"], key=lambda r: int(r["index"])):
+            lines.append(f"| {variant} | {r['index']} | {r['start']} | {r['steps']} | {float(r['wall_seconds']):.1f} | "
+                         f"{r['rule']} / {r['stop_reason']} | {r['psnr']} | {r['ssim']} | "
+                         f"{r['psnr_oracle_best']} (@{r['iteration_oracle_best']}) |")
+    lines += ["", "| variant | mean PSNR | mean SSIM | mean oracle best | total steps | total s | first slice "
+                  "steps / s | later slices mean steps / s |", "|---|---|---|---|---|---|---|---|"]
+    for variant, run in result["variants"].items():
+        s = run["summary"]
+        lines.append(f"| {variant} | {s['mean_psnr']} | {s['mean_ssim']} | {s['mean_psnr_oracle_best']} | "
+                     f"{s['total_steps']} | {s['total_seconds']:.1f} | {s['first_slice']['steps']} / "
+                     f"{s['first_slice']['seconds']:.1f} | {s['later_slices_mean_steps']} / "
+                     f"{s['later_slices_mean_seconds']} |")
+    if "cold" in result["variants"]:
+        lines += ["", "Criteria of issue 19 against cold:", ""]
+        for variant, c in result["criteria"].items():
+            lines.append(f"- {variant}: mean PSNR {c['psnr_gap_db']:+.2f} dB against cold (needs >= -0.3: "
+                         f"{'met' if c['psnr_ok'] else 'NOT met'}); later slices {c['later_steps_ratio']:.3f} of cold's "
+                         f"steps (needs <= 1/3: {'met' if c['steps_ok'] else 'NOT met'}); whole volume "
+                         f"{c['volume_over_one_cold_slice']:.2f}x one cold slice's time (needs < 3: "
+                         f"{'met' if c['time_ok'] else 'NOT met'}; in steps, which other processes on the machine "
+                         f"do not change: {c['volume_over_one_cold_slice_in_steps']:.2f}x)")
+    return "\n".join(lines) + "\n"
+
+
+def criteria(variants: dict[str, Any]) -> dict[str, Any]:
+    """Each warm variant against cold: PSNR gap, later slices' steps ratio, volume time over one cold slice."""
+    cold = variants["cold"]["summary"]
+    cold_slice_seconds = cold["total_seconds"] / len(variants["cold"]["slices"])
+    later_cold = [int(r["steps"]) for r in variants["cold"]["slices"] if int(r["order"]) != 0]
+    out = {}
+    for variant, run in variants.items():
+        if variant == "cold":
+            continue
+        s = run["summary"]
+        later = [int(r["steps"]) for r in run["slices"] if int(r["order"]) != 0]
+        ratio = (sum(later) / len(later)) / (sum(later_cold) / len(later_cold))
+        over = s["total_seconds"] / cold_slice_seconds
+        gap = s["mean_psnr"] - cold["mean_psnr"]
+        cold_slice_steps = cold["total_steps"] / len(variants["cold"]["slices"])
+        out[variant] = {"psnr_gap_db": round(gap, 4), "psnr_ok": gap >= -0.3, "later_steps_ratio": round(ratio, 4),
+                        "steps_ok": ratio <= 1 / 3, "volume_over_one_cold_slice": round(over, 3),
+                        "volume_over_one_cold_slice_in_steps": round(s["total_steps"] / cold_slice_steps, 3),
+                        "one_cold_slice_seconds": round(cold_slice_seconds, 3), "time_ok": over < 3}
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("name")
+    p.add_argument("--variants", default="cold,warm,warm-opt")
+    p.add_argument("--table", action="store_true", help="only rewrite NAME.md (and the criteria) from NAME.json")
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = p.parse_args(argv[:cut])  # after "--": options of 'aseqdip volume'
+    options = argv[cut + 1:]
+    if args.table:
+        saved = json.loads((RESULTS / f"{args.name}.json").read_text())
+        if "cold" in saved["variants"]:
+            saved["criteria"] = criteria(saved["variants"])
+        (RESULTS / f"{args.name}.json").write_text(json.dumps(saved, indent=1) + "\n")
+        (RESULTS / f"{args.name}.md").write_text(table(args.name, saved))
+        return
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in FLAGS]
+    if unknown:
+        p.error(f"unknown variants {unknown}; choose from {sorted(FLAGS)}")
+    result: dict[str, Any] = {"name": args.name, "cpu": cpu_name(), "torch_threads": 1,
+                              "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                              "options": options, "variants": {}}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    earlier = RESULTS / f"{args.name}.json"
+    if earlier.exists():  # variants measured before under this name, with the same options, are kept
+        saved = json.loads(earlier.read_text())
+        if saved.get("options") != options:
+            p.error(f"{earlier} was measured with other options ({' '.join(saved.get('options', []))}); "
+                    f"choose another name")
+        result["variants"] = {k: v for k, v in saved["variants"].items() if k not in variants}
+    with tempfile.TemporaryDirectory() as tmp:
+        for variant in variants:
+            result["variants"][variant] = run_variant(variant, options, Path(tmp))
+            print(f"{variant}: {result['variants'][variant]['printed'].splitlines()[-1]}", flush=True)
+            (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")  # partial rows kept
+    if "cold" in result["variants"]:
+        result["criteria"] = criteria(result["variants"])
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (RESULTS / f"{args.name}.md").write_text(table(args.name, result))
+    print(f"-> {RESULTS / (args.name + '.md')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Warm start: begin a run from another run's final network weights (and optionally its Adam state).
+
+Used by ``aseqdip volume``: neighbouring slices of a volume are nearly the same image, so the network
+fitted to one is a far better start for the next than random weights. :class:`WarmStart` is a plain
+callback, so no method and no loop code changes: at ``on_start`` (after the method built its network,
+input and optimisers) it loads the given weights; at ``on_end`` it keeps the run's final weights for the
+next slice. Everything else of the run is its own: its input z_0 (its own first estimate), its budget,
+its stopping rule.
+
+Optimiser state is optional (``optimizer=True``): only Adam's moments and step counts are carried over,
+never the learning rate or other settings of the receiving run (its own warm-up or ramp still apply).
+``mix < 1`` starts from ``mix * neighbour + (1 - mix) * own random weights`` (floating-point tensors; the
+shrink of Ash & Adams, "On Warm-Starting Neural Network Training", NeurIPS 2020, with the run's own
+initialisation as the perturbation).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .callbacks import Callback
+from .state import LoopState
+
+
+@dataclass
+class Weights:
+    """A network's weights and, when kept, its optimisers' states (on the CPU, detached)."""
+
+    network: dict[str, torch.Tensor]
+    optimizers: list[dict[str, Any]] | None = None
+
+    def to_file(self) -> dict[str, Any]:
+        return {"network": self.network, "optimizers": self.optimizers}
+
+    @classmethod
+    def from_file(cls, payload: dict[str, Any]) -> "Weights":
+        return cls(network=payload["network"], optimizers=payload.get("optimizers"))
+
+
+def _cpu(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().clone()
+    if isinstance(value, dict):
+        return {k: _cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cpu(v) for v in value)
+    return value
+
+
+class WarmStart(Callback):
+    """Load ``start`` into the run's network (and optimisers) before its first step; keep the final weights.
+
+    ``start=None`` is a cold start (the method's own random weights) that still keeps its final weights.
+    ``optimizer`` says whether Adam's state is loaded from ``start`` and kept in ``final``. A run resumed
+    from a checkpoint (``state.iteration > 0``) keeps the checkpoint's weights.
+    """
+
+    def __init__(self, start: Weights | None = None, optimizer: bool = False, mix: float = 1.0) -> None:
+        if not 0.0 <= mix <= 1.0:
+            raise ValueError(f"the warm-start mix must lie in [0, 1], got {mix}")
+        self.start = start
+        self.optimizer = optimizer
+        self.mix = mix
+        self.final: Weights | None = None
+
+    def on_start(self, state: LoopState) -> None:
+        if self.start is None or state.iteration > 0:
+            return
+        if self.mix < 1.0:  # shrink towards this run's own random weights (Ash & Adams 2020, shrink and perturb)
+            own = state.net.state_dict()
+            mixed = {k: (self.mix * v.to(own[k].dtype) + (1.0 - self.mix) * own[k]
+                         if v.is_floating_point() and k in own else v) for k, v in self.start.network.items()}
+            state.net.load_state_dict(mixed)
+        else:
+            state.net.load_state_dict(self.start.network)
+        if self.optimizer and self.start.optimizers is not None:
+            for opt, saved in zip(state.optimizers, self.start.optimizers, strict=True):
+                own = opt.state_dict()
+                own["state"] = copy.deepcopy(saved["state"])  # moments only: this run's rates stay its own
+                opt.load_state_dict(own)
+
+    def on_end(self, state: LoopState) -> None:
+        optimizers = [_cpu(opt.state_dict()) for opt in state.optimizers] if self.optimizer else None
+        self.final = Weights(network=_cpu(state.net.state_dict()), optimizers=optimizers)
