@@ -44,7 +44,7 @@ DISCREPANCY = OutputRule(stop="discrepancy", noise="estimate")
 # unchanged). Chosen on tuning images only (docs/auto.md, benchmarks/results/auto-pilot/): it climbs back
 # above z_0 by step 16 (rocket denoising, against 46), 88 (rocket deblurring, against 204) and 70 (CT_small,
 # 18 views, against 255), and raised the oracle peak on rocket denoising (30.58 dB against 30.37) and
-# deblurring (29.13 against 28.08); on CT_small it was 30.03 dB at step 1000 against 30.60 without.
+# deblurring (29.13 against 28.08); on CT_small it led until step 500 but was 30.03 dB at step 1000 against 30.32.
 # A rate of 1e-3 climbed sooner but lowered the peak by 0.5-4.7 dB on every task.
 ASEQDIP_RAMP: dict[str, float] = {"ramp": 100}  # at 3 x lr (ASeqDIP's default ramp rate): 3e-4 for the paper's lr
 
