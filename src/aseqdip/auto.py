@@ -42,8 +42,8 @@ class AutoChoice:
 DISCREPANCY = OutputRule(stop="discrepancy", noise="estimate")
 # aSeqDIP's ramp: Algorithm 1 at 3e-4 for its first 100 steps, then the paper's 1e-4 (the fixed point is
 # unchanged). Chosen on tuning images only (docs/auto.md, benchmarks/results/auto-pilot/): it climbs back
-# above z_0 by step 16 (rocket denoising, against 46), 88 (rocket deblurring, against 204) and 70 (CT_small,
-# 18 views, against 255), and raised the oracle peak on rocket denoising (30.58 dB against 30.37) and
+# above z_0 by step 16 (rocket denoising, against 46), 88 (rocket deblurring, against 204), 70 (CT_small,
+# 18 views, against 252) and 98 (MR_small, 4x, against 235; 25.23 dB at step 1000 against 24.48), and raised the oracle peak on rocket denoising (30.58 dB against 30.37) and
 # deblurring (29.13 against 28.08); on CT_small it led until step 500 but was 30.03 dB at step 1000 against 30.32.
 # A rate of 1e-3 climbed sooner but lowered the peak by 0.5-4.7 dB on every task.
 ASEQDIP_RAMP: dict[str, float] = {"ramp": 100}  # at 3 x lr (ASeqDIP's default ramp rate): 3e-4 for the paper's lr
