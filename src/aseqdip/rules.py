@@ -37,7 +37,7 @@ import torch
 from .engine.callbacks import Callback, TrackMetric
 from .engine.observe import Chain, Observer
 from .engine.state import LoopState, Reconstruction
-from .engine.stopping import Discrepancy, ExponentialAverage, ResidualCurve, WindowedMovingVariance
+from .engine.stopping import Discrepancy, ExponentialAverage, WindowedMovingVariance, mean_residual
 from .engine.sure import MonteCarloSURE
 from .engine.validation import HeldOutValidation
 from .errors import UserInputError
@@ -204,7 +204,9 @@ def observers_for(rule: OutputRule, method: DIPMethod, y: torch.Tensor, physics:
     every = rule.every or 1
     for name in rule.observe:
         if name == "residual":  # a curve, not a rule: it records and never chooses
-            out.append(ResidualCurve(method.estimate, measured_entries(physics, y), every=track_every))
+            measured = measured_entries(physics, y)
+            out.append(TrackMetric(lambda x: mean_residual(physics, y, x, measured), method.estimate, "residual",
+                                   track_every))
             continue
         if name == "wmv":
             part: Callback = WindowedMovingVariance(method.estimate, window=rule.window,

@@ -7,6 +7,7 @@ sets ``state.stop`` when it decides, and offers its chosen iterate through :meth
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -197,51 +198,19 @@ class MinimumRule(Callback):
         self.curve.load_state_dict(state)
 
 
-def mean_residual(state: LoopState, x: torch.Tensor, measured: torch.Tensor | None) -> torch.Tensor:
-    """sum over measured entries of |A x - y|^2 / #measured (data units; all entries when ``measured`` is None)."""
-    diff = state.physics.A(x) - state.y
+def mean_residual(physics: Any, y: torch.Tensor, x: torch.Tensor, measured: torch.Tensor | None) -> torch.Tensor:
+    """sum over measured entries of |A x - y|^2 / #measured (data units; all entries when ``measured`` is None).
+
+    The discrepancy principle compares it with sigma^2; recorded along a whole run (``--observe residual``,
+    a :class:`~aseqdip.engine.callbacks.TrackMetric` of it) it lets a study evaluate that rule afterwards
+    for any noise level and tau.
+    """
+    diff = physics.A(x) - y
     sq = diff.real.square() + diff.imag.square() if torch.is_complex(diff) else diff.square()
     if measured is None:
         return sq.mean()
     mask = measured.to(sq.device)
     return (sq * mask).sum() / mask.expand_as(sq).sum().clamp_min(1)
-
-
-class ResidualCurve(Callback):
-    """The per-entry residual of the estimate over the measured entries, recorded every ``every`` steps.
-
-    It decides nothing. Observed to the ceiling (``--observe residual``) it lets a study evaluate the
-    discrepancy principle afterwards for any noise level and tau (the first step, once the curve has
-    been above tau sigma^2, where it falls to or below it) without running again.
-    """
-
-    name = "residual"
-
-    def __init__(self, estimate: Callable[[LoopState], torch.Tensor], measured: torch.Tensor | None,
-                 every: int = 1) -> None:
-        self.estimate = estimate
-        self.measured = measured
-        self.every = every
-        self.curve = Series(self.name)
-
-    def on_start(self, state: LoopState) -> None:
-        if state.iteration == 0:
-            self.curve.clear()
-
-    def on_step(self, state: LoopState) -> None:
-        if state.iteration % self.every == 0 or state.iteration == state.iterations:
-            with torch.no_grad():
-                self.curve.add(state.iteration, mean_residual(state, self.estimate(state).detach(),
-                                                              self.measured).float().reshape(()))
-
-    def history(self) -> dict[str, list[float]]:
-        return self.curve.history()
-
-    def state_dict(self) -> dict:
-        return self.curve.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.curve.load_state_dict(state)
 
 
 class Discrepancy(Callback):
@@ -286,7 +255,7 @@ class Discrepancy(Callback):
 
     def residual(self, state: LoopState, x: torch.Tensor) -> torch.Tensor:
         """Mean squared residual over the measured entries (data units)."""
-        return mean_residual(state, x, self.measured)
+        return mean_residual(state.physics, state.y, x, self.measured)
 
     def on_step(self, state: LoopState) -> None:
         if self.stopped_at is not None or (state.iteration % self.every and state.iteration != state.iterations):
