@@ -1,0 +1,204 @@
+"""The auto study's table (issue 18), our analogue of the paper's Table 2, from the rows committed so far.
+
+    .venv/bin/python -m benchmarks.auto_table                 # print the summary and the per-image table
+    .venv/bin/python -m benchmarks.auto_table --write         # also rewrite results/auto-study/TABLE.md
+    .venv/bin/python -m benchmarks.auto_table --readme        # also rewrite the README's table block
+
+Per task, setting and size (mean over the images done so far, ``n``), for aSeqDIP and Vanilla DIP:
+
+* **auto** (the default, ``--stop auto``): the returned image's PSNR/SSIM, its steps and seconds. aSeqDIP's
+  comes from its own ``auto`` row (the ramp changes its trajectory); Vanilla DIP's is read off its
+  ``paper`` row's discrepancy observer (the same rule on the same run, see ``auto_study.derived``), so its
+  seconds are steps x that run's seconds per step, marked ``~``.
+* **fixed**: the paper's 4000-step budget (``--stop none``), the image at the last step.
+* **oracle best (@ step)**: the best PSNR along the 4000 steps, found with the ground truth; no user has
+  it. Labelled so wherever it is shown.
+* **reference**: the classical first estimate the task gives for free (noisy, masked or blurred image,
+  zero-filled MRI, FBP).
+* **paper**: Table 2 of the paper (aSeqDIP / Vanilla DIP), another data set (CBSD68, fastMRI, AAPM) at
+  256 px on a GPU, for scale only; blank where Table 2 has no such setting.
+
+Below it, the criteria of issue 18 over the lines where aSeqDIP's auto and paper rows are both done.
+Seconds: runs shared the two cores with another run, and ``paper`` rows also paid for their observers,
+so compare steps; seconds are what each run took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from benchmarks.auto_rules import first_above
+from benchmarks.auto_study import CEILING, RESULTS, ROOT, SETTINGS
+from benchmarks.paper_numbers import paper_value
+
+TABLE = RESULTS / "TABLE.md"
+README = ROOT / "README.md"
+BEGIN, END = "<!-- auto-study table: begin -->", "<!-- auto-study table: end -->"
+# our settings -> (Table 2 setting index, label when the paper's setting differs from ours)
+PAPER_SETTING = {("mri", "4x"): (0, ""), ("mri", "8x"): (1, ""), ("ct", "18views"): (0, ""),
+                 ("ct", "30views"): (1, ""), ("denoise", "sigma15"): (0, ""), ("denoise", "sigma25"): (1, "sigma 30"),
+                 ("inpaint", "hiar0.1"): (0, ""), ("inpaint", "hiar0.25"): (1, ""), ("deblur", "noise0.05"): (0, "")}
+
+
+def load_rows(results: Path = RESULTS) -> dict[tuple, dict[str, Any]]:
+    """Committed rows by (task, setting, size, image, method, kind)."""
+    rows = {}
+    for path in sorted(results.glob("*/metrics.json")):
+        m = json.loads(path.read_text())
+        r = m["study_row"]
+        rows[(r["task"], r["setting"], r["size"], r["image"], r["method"], r["kind"])] = m
+    return rows
+
+
+def outcome(rows: dict[tuple, dict[str, Any]], key: tuple, method: str) -> dict[str, Any] | None:
+    """One method's auto, fixed and oracle figures on one image, or None while a needed row is missing."""
+    paper = rows.get((*key, method, "paper"))
+    if paper is None:
+        return None
+    out = {"reference": paper["psnr_measurement"], "reference_is": paper["measurement_is"],
+           "fixed": (paper["psnr"], paper["ssim"], paper["seconds"]),
+           "oracle": (paper["psnr_oracle_best"], paper["iteration_oracle_best"])}
+    if method == "dip":
+        seen = paper["observed"]["discrepancy"]
+        out["auto"] = (seen["psnr"], seen["ssim"], seen["steps"], seen["steps"] * paper["seconds_per_iteration"], True)
+    else:
+        auto = rows.get((*key, method, "auto"))
+        if auto is None:
+            return out
+        out["auto"] = (auto["psnr"], auto["ssim"], auto["iterations"], auto["seconds"], False)
+        out["climb"] = first_above(auto, auto["psnr_measurement"]) if "psnr" in auto.get("history", {}) else None
+    return out
+
+
+def setting_order() -> list[tuple[str, str]]:
+    return [(task, setting) for task, setting, *_ in SETTINGS]
+
+
+def _auto(o: dict[str, Any] | None) -> str:
+    if not o or "auto" not in o:
+        return "-"
+    psnr, ssim, steps, seconds, derived = o["auto"]
+    return f"{psnr:.2f} / {ssim:.3f}, {steps} steps, {'~' if derived else ''}{seconds:.0f} s"
+
+
+def per_image(rows: dict[tuple, dict[str, Any]]) -> list[str]:
+    lines = ["| task | setting | px | image | reference | aSeqDIP auto | aSeqDIP fixed (4000) | aSeqDIP oracle best (@) "
+             "| DIP auto | DIP fixed (4000) | DIP oracle best (@) |", "|" + "---|" * 11]
+    keys = sorted({k[:4] for k in rows}, key=lambda k: (k[2], setting_order().index(k[:2]), k[3]))
+    for key in keys:
+        a, d = outcome(rows, key, "aseqdip"), outcome(rows, key, "dip")
+        ref = a or d
+        cells = [key[0], key[1], str(key[2]), key[3],
+                 f"{ref['reference']:.2f} ({ref['reference_is']})" if ref else "-"]
+        for o in (a, d):
+            cells += [_auto(o), f"{o['fixed'][0]:.2f} / {o['fixed'][1]:.3f}, {o['fixed'][2]:.0f} s" if o else "-",
+                      f"{o['oracle'][0]:.2f} (@{o['oracle'][1]})" if o else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def summary(rows: dict[tuple, dict[str, Any]]) -> list[str]:
+    """Means over images per (task, setting, size): only images with both methods' paper rows."""
+    groups: dict[tuple, list[tuple]] = defaultdict(list)
+    for key in {k[:4] for k in rows}:
+        groups[key[:3]].append(key)
+    lines = ["| task, setting | px | n | reference | aSeqDIP auto: PSNR / SSIM, steps | aSeqDIP fixed 4000 | "
+             "aSeqDIP oracle best | DIP auto: PSNR / SSIM, steps | DIP fixed 4000 | DIP oracle best | "
+             "paper Table 2: aSeqDIP / DIP |", "|" + "---|" * 11]
+    for group in sorted(groups, key=lambda g: (g[2], setting_order().index(g[:2]))):
+        outs = [(outcome(rows, k, "aseqdip"), outcome(rows, k, "dip")) for k in sorted(groups[group])]
+        outs = [(a, d) for a, d in outs if a and d]
+        if not outs:
+            continue
+        cells = [f"{group[0]}, {group[1]}", str(group[2]), str(len(outs)),
+                 f"{_mean([a['reference'] for a, _ in outs]):.2f} ({outs[0][0]['reference_is']})"]
+        for which in (0, 1):
+            os_ = [pair[which] for pair in outs]
+            autos = [o["auto"] for o in os_ if "auto" in o]
+            cells.append(f"{_mean([x[0] for x in autos]):.2f} / {_mean([x[1] for x in autos]):.3f}, "
+                         f"{statistics.median([x[2] for x in autos]):.0f}" + (f" (n={len(autos)})" if len(autos) < len(os_) else "")
+                         if autos else "-")
+            cells.append(f"{_mean([o['fixed'][0] for o in os_]):.2f} / {_mean([o['fixed'][1] for o in os_]):.3f}")
+            cells.append(f"{_mean([o['oracle'][0] for o in os_]):.2f}")
+        index, label = PAPER_SETTING.get(group[:2], (None, ""))
+        pa = paper_value(group[0], index, "aseqdip") if index is not None else None
+        pd = paper_value(group[0], index, "dip") if index is not None else None
+        cells.append("-" if pa is None else f"{pa['psnr']:.2f} / {pd['psnr']:.2f}" if pd else f"{pa['psnr']:.2f} / -")
+        if label and pa:
+            cells[-1] += f" ({label})"
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def criteria(rows: dict[tuple, dict[str, Any]]) -> list[str]:
+    """Issue 18's criteria for aSeqDIP's auto default, over the images where both of its rows are done."""
+    got = [o for k in sorted({k[:4] for k in rows}) if (o := outcome(rows, k, "aseqdip")) and "auto" in o]
+    if not got:
+        return ["No line has both aSeqDIP rows yet."]
+    gaps = [o["oracle"][0] - o["auto"][0] for o in got]
+    steps = [o["auto"][2] for o in got]
+    climbs = [o.get("climb") for o in got]
+    late = [c for c in climbs if c is None or c > 100]
+    return [f"Over {len(got)} image lines with aSeqDIP's auto and paper rows both done:",
+            f"- auto's returned PSNR below the oracle best of the 4000-step run: mean {_mean(gaps):.2f} dB "
+            f"(target <= 0.5), worst {max(gaps):.2f} dB (target <= 1.5);",
+            f"- auto's steps: median {statistics.median(steps):.0f} of {CEILING} "
+            f"(target <= {CEILING // 3}), mean {_mean(steps):.0f};",
+            f"- the ramp: auto's estimate above its first estimate within 100 steps on "
+            f"{len(climbs) - len(late)} of {len(climbs)} lines."]
+
+
+def render(rows: dict[tuple, dict[str, Any]]) -> str:
+    return "\n".join(["Means over images (PSNR dB / SSIM; steps: median). Oracle columns need the ground truth.", "",
+                      *summary(rows), "", *criteria(rows)])
+
+
+def replace_block(text: str, block: str) -> str:
+    """``text`` with what lies between the README's markers replaced by ``block``."""
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{block}\n{END}{tail}"
+
+
+def table_text(rows: dict[tuple, dict[str, Any]]) -> str:
+    """TABLE.md: the summary, the criteria and every image's line."""
+    return "\n".join(["# Auto study: the table so far", "", f"{len(rows)} rows committed; made by "
+                      "`.venv/bin/python -m benchmarks.auto_table --write` (the study rewrites it as each row "
+                      "lands). The module's docstring says what each column is.", "", render(rows), "",
+                      "## Per image", "", *per_image(rows), ""])
+
+
+def write_table(results: Path = RESULTS) -> None:
+    """Rewrite TABLE.md from the rows in ``results``, atomically (two study workers may both write it)."""
+    tmp = TABLE.with_name(f".{TABLE.name}.{os.getpid()}")
+    tmp.write_text(table_text(load_rows(results)))
+    os.replace(tmp, TABLE)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="auto_table", description=__doc__.split("\n")[0])
+    p.add_argument("--results", type=Path, default=RESULTS)
+    p.add_argument("--write", action="store_true", help=f"rewrite {TABLE.relative_to(ROOT)}")
+    p.add_argument("--readme", action="store_true", help="rewrite the README's block between its markers")
+    args = p.parse_args(argv)
+    rows = load_rows(args.results)
+    print(table_text(rows))
+    if args.write:
+        write_table(args.results)
+    if args.readme:
+        README.write_text(replace_block(README.read_text(), render(rows)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
