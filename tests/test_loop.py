@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -66,6 +68,22 @@ def test_aseqdip_replaces_its_input_every_n_steps(problem):
     # seen[i] is z after step i+1: it starts as y and is replaced after steps 3 and 6 only
     assert changed == [False, True, False, False, True]
     assert torch.equal(seen[0], problem.y) and not torch.equal(seen[2], problem.y)
+
+
+def test_aseqdip_lambda_weighs_sums_of_squares_as_the_paper_writes():
+    """The paper's objective ||A f - y||^2 + lambda ||f - z||^2 (sums), divided by the number of entries of y;
+    here 15-coil k-space, where the mean form would weigh the autoencoding term 15 times more."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(1, 2, 15, 8, 8, generator=g)
+    out, z = torch.randn(1, 2, 8, 8, generator=g), torch.randn(1, 2, 8, 8, generator=g)
+    physics = SimpleNamespace(A=lambda x: x[:, :, None].expand(-1, -1, 15, -1, -1))
+    state = SimpleNamespace(physics=physics, y=y, z=z)
+    paper = ((physics.A(out) - y).square().sum() + 0.7 * (out - z).square().sum()) / y.numel()
+    assert float(ASeqDIP(lam=0.7).loss(state, out)) == pytest.approx(float(paper), rel=1e-6)
+    means = (physics.A(out) - y).square().mean() + 0.7 * (out - z).square().mean()
+    assert float(ASeqDIP(lam=0.7, lam_form="mean").loss(state, out)) == pytest.approx(float(means), rel=1e-6)
+    with pytest.raises(ValueError, match="form of lambda"):
+        ASeqDIP(lam_form="squares")
 
 
 def test_precision_switch():

@@ -43,6 +43,9 @@ def add_method_arguments(p: argparse.ArgumentParser, checkpoints: bool = True) -
     g.add_argument("--iterations", type=int, default=None, help="total gradient steps N*K (default 4000, the paper's)")
     g.add_argument("--inner-steps", type=int, default=None, help="aSeqDIP: Adam steps N per input update (default 2)")
     g.add_argument("--lam", type=float, default=None, help="aSeqDIP: autoencoding weight lambda (default 1)")
+    g.add_argument("--lam-form", default=None, choices=("sum", "mean"),
+                   help="aSeqDIP: lambda weighs sums of squares as in the paper (sum, default) or the two terms' "
+                        "means (mean: C times the paper's lambda for C-coil MRI)")
     g.add_argument("--lr", type=float, default=None, help="Adam learning rate (aSeqDIP 1e-4, DIP 1e-2)")
     g.add_argument("--dc-update", action="store_true", default=None,
                    help="aSeqDIP: make each input update data-consistent (MRI: measured k-space lines put back)")

@@ -25,8 +25,8 @@ from .fingerprint import input_files, run_fingerprint
 from .messages import warn
 
 # options shared by every method, CLI attribute -> method keyword argument
-METHOD_OPTIONS = {"iterations": "iterations", "inner_steps": "inner_steps", "lam": "lam", "lr": "lr",
-                  "dc_update": "dc_update", "cs_lambda": "cs_lambda", "ramp": "ramp", "ramp_lr": "ramp_lr",
+METHOD_OPTIONS = {"iterations": "iterations", "inner_steps": "inner_steps", "lam": "lam", "lam_form": "lam_form",
+                  "lr": "lr", "dc_update": "dc_update", "cs_lambda": "cs_lambda", "ramp": "ramp", "ramp_lr": "ramp_lr",
                   "warmup": "warmup", "warmup_lr": "warmup_lr"}
 
 # options of the paper's DIP baselines (docs/methods.md), CLI attribute -> method keyword argument
