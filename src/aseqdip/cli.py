@@ -176,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     vol.add_argument("--warm-iterations", type=int, default=None,
                      help="ceiling of a warm-started slice (default a quarter of the steps the middle slice took: "
                           "a quarter of --iterations under a fixed budget)")
+    vol.add_argument("--warm-fraction", type=float, default=None,
+                     help="ceiling of a warm-started slice as a fraction of the steps the middle slice took "
+                          "(default 0.25)")
+    vol.add_argument("--warm-ramp", action="store_true",
+                     help="aSeqDIP: keep the ramp (--stop auto's 100 steps at 3 x lr) on warm-started slices too "
+                          "(default: only the middle slice has it; the others start from a fitted network)")
     vol.add_argument("--warm-optimizer", action="store_true",
                      help="carry Adam's moments to the next slice too (default: the weights only)")
     vol.add_argument("--warm-mix", type=float, default=None,

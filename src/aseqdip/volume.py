@@ -53,6 +53,8 @@ VOLUME_TASKS = ("mri", "ct", "denoise")
 # --stop auto): mean PSNR 26.18 dB at 1.0 (the neighbour's weights as they are), 26.59 at 0.5, 24.28 at
 # 0.25, against 27.12 cold; at 1.0 the slices got worse with their distance from the middle (SSIM 0.80 -> 0.46).
 WARM_MIX = 0.5
+# The warm ceiling: this fraction of the steps the middle (cold) slice took (issue 19 allows at most a third).
+WARM_FRACTION = 0.25
 WORK_FORMAT = 1
 
 
@@ -202,13 +204,19 @@ def solve_slice(args: argparse.Namespace, method: Any, problem: Any, warm: WarmS
     return pipeline.solve(args, method, problem, callbacks=[warm])
 
 
-def warm_method(method: Any, iterations: int) -> Any:
-    """The method of a warm slice: its ceiling ``iterations``, and no warm-up or ramp (its network is fitted)."""
+def warm_method(method: Any, iterations: int, ramp: bool = False) -> Any:
+    """The method of a warm slice: its ceiling ``iterations``, no warm-up, and no ramp unless ``ramp``.
+
+    Its network is fitted already; ``schedule_fixed`` tells ``--stop auto`` (:func:`aseqdip.auto.apply_to`)
+    not to put its ramp back on. With ``ramp`` the slice keeps the method's ramp (auto's 100 steps at 3 x lr).
+    """
     out = copy.copy(method)
     out.iterations = iterations
-    for name in ("warmup", "ramp"):
-        if hasattr(out, name):
-            setattr(out, name, 0)
+    if hasattr(out, "warmup"):
+        out.warmup = 0
+    if hasattr(out, "ramp") and not ramp:
+        out.ramp = 0
+    out.schedule_fixed = True
     return out
 
 
@@ -312,9 +320,15 @@ def check_options(args: argparse.Namespace, method: Any) -> None:
         raise UserInputError(f"method {method.name} has no network to warm-start; add --cold")
     if args.warm_iterations is not None and args.warm_iterations < 1:
         raise UserInputError(f"--warm-iterations must be at least 1, got {args.warm_iterations}")
-    if args.cold and (args.warm_iterations is not None or args.warm_optimizer or args.warm_mix is not None):
+    fraction = getattr(args, "warm_fraction", None)
+    if fraction is not None and not 0.0 < fraction <= 1.0:
+        raise UserInputError(f"--warm-fraction must lie in (0, 1], got {fraction:g}")
+    if fraction is not None and args.warm_iterations is not None:
+        raise UserInputError("give --warm-iterations (steps) or --warm-fraction (of the middle slice's steps), not both")
+    if args.cold and (args.warm_iterations is not None or args.warm_optimizer or args.warm_mix is not None
+                      or fraction is not None or getattr(args, "warm_ramp", False)):
         raise UserInputError("--cold reconstructs every slice from random weights: --warm-iterations, "
-                             "--warm-optimizer and --warm-mix do not apply")
+                             "--warm-fraction, --warm-optimizer, --warm-mix and --warm-ramp do not apply")
 
 
 def warm_mix(args: argparse.Namespace) -> float:
@@ -322,9 +336,17 @@ def warm_mix(args: argparse.Namespace) -> float:
     return WARM_MIX if args.warm_mix is None else float(args.warm_mix)
 
 
+def warm_fraction(args: argparse.Namespace) -> float:
+    """``--warm-fraction``, else :data:`WARM_FRACTION`."""
+    fraction = getattr(args, "warm_fraction", None)
+    return WARM_FRACTION if fraction is None else float(fraction)
+
+
 def warm_ceiling(args: argparse.Namespace, middle: dict[str, Any]) -> int:
-    """``--warm-iterations``, else a quarter of the steps the middle (cold) slice took."""
-    return args.warm_iterations if args.warm_iterations is not None else max(1, int(middle["steps"]) // 4)
+    """``--warm-iterations``, else ``--warm-fraction`` (:data:`WARM_FRACTION`) of the steps the middle slice took."""
+    if args.warm_iterations is not None:
+        return args.warm_iterations
+    return max(1, int(int(middle["steps"]) * warm_fraction(args)))
 
 
 def run_volume(args: argparse.Namespace, on_slice: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -366,7 +388,8 @@ def run_volume(args: argparse.Namespace, on_slice: Callable[[dict[str, Any]], No
             if neighbour is not None:
                 start_from = kept.get(neighbour) or work.weights(neighbour)
             warm = WarmStart(start_from, optimizer=bool(args.warm_optimizer), mix=warm_mix(args))
-            chosen = method if neighbour is None else warm_method(method, warm_iterations)
+            chosen = method if neighbour is None else warm_method(method, warm_iterations,
+                                                                  ramp=bool(getattr(args, "warm_ramp", False)))
             began = time.perf_counter()
             result = solve_slice(args, chosen, problem, warm)
             values = slices.values(result.image, problem)
@@ -424,6 +447,7 @@ def summarise(args: argparse.Namespace, full: Volume, volume: Volume, span: tupl
         "start": "cold" if args.cold else "warm", "iterations": getattr(method, "iterations", None),
         "warm_iterations": None if args.cold else warm_iterations, "warm_optimizer": bool(args.warm_optimizer),
         "warm_mix": None if args.cold else warm_mix(args),
+        "warm_ramp": None if args.cold else bool(getattr(args, "warm_ramp", False)),
         "stop": args.stop, "mean_psnr": _mean(records, "psnr"), "mean_ssim": _mean(records, "ssim"),
         "mean_psnr_measurement": _mean(records, "psnr_measurement"),
         "mean_psnr_oracle_best": _mean(records, "psnr_oracle_best"),
