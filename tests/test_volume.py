@@ -323,6 +323,7 @@ def test_volume_options_refused(tmp_path, capsys):
                          (["--task", "denoise", "--method", "fbp"], "--cold"),
                          (["--task", "denoise", "--cold", "--warm-iterations", "3"], "--cold"),
                          (["--task", "denoise", "--cold", "--warm-ramp"], "--cold"),
+                         (["--task", "denoise", "--cold", "--no-warm-input"], "--cold"),
                          (["--task", "denoise", "--warm-fraction", "1.5"], "--warm-fraction"),
                          (["--task", "denoise", "--warm-fraction", "0.3", "--warm-iterations", "3"], "not both")):
         before = _files(tmp_path)
@@ -418,3 +419,22 @@ def test_warm_slices_go_without_auto_ramp_unless_asked():
     warm = apply_to(warm_method(middle, 40), settings)
     assert (warm.ramp, warm.warmup, warm.iterations) == (0, 0, 40)
     assert apply_to(warm_method(middle, 40, ramp=True), settings).ramp == settings["ramp"]
+
+
+def test_warm_start_can_carry_the_input():
+    """input=True: the run starts from the neighbour's final input (aSeqDIP's z_K) and keeps its own final one."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from aseqdip.engine.warm import WarmStart, Weights
+
+    net = torch.nn.Linear(3, 2)
+    theirs, own = torch.ones(1, 3), torch.zeros(1, 3)
+    for carry, expected in ((False, own), (True, theirs)):
+        state = SimpleNamespace(net=net, optimizers=[], iteration=0, z=own.clone())
+        warm = WarmStart(Weights(network=net.state_dict(), input=theirs), input=carry)
+        warm.on_start(state)
+        torch.testing.assert_close(state.z, expected)
+        warm.on_end(state)
+        assert (warm.final.input is not None) == carry
