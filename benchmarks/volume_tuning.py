@@ -1,20 +1,26 @@
 """The tuning volume behind ``aseqdip volume``'s warm-start defaults, and the runs that chose them.
 
-    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/volume_tuning.py OUT_FOLDER [--mix 1,0.5,0.25] [--cold]
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/volume_tuning.py OUT_FOLDER [--mix 1,0.5,0.25] [--cold] \\
+        [--run "NAME=--warm-mix 0.75 --warm-fraction 0.33" ...]
 
 No reported image is used. The volume is pydicom's MR_small (one real 64x64 MR slice, a tuning image of
 docs/auto.md) repeated 10 times, slice k zoomed by 1 + 0.02 (k - 4.5) and shifted by 0.4 (k - 4.5) pixels
 down the rows (cubic interpolation): neighbouring slices nearly the same image, as in a volume. Each run is
 ``aseqdip volume --task denoise --sigma 25 --stop auto --precision fp32`` on it, with ``--warm-mix M``
-(or ``--cold``); the volume.json and slices.csv of each go to OUT_FOLDER/<variant>/ and a summary line is
-printed. The figures quoted in ``aseqdip/volume.py`` (WARM_MIX) come from these runs.
+(or ``--cold``, or the volume options of each ``--run NAME=FLAGS``); the volume.json and slices.csv of each
+go to OUT_FOLDER/<variant>/, a summary line is printed (mean PSNR/SSIM, total steps, the warm ceiling and
+each slice's steps in slice order) and OUT_FOLDER/summary.json collects them. A variant whose volume.json
+is already in OUT_FOLDER is not rerun. The figures quoted in ``aseqdip/volume.py`` (WARM_MIX,
+WARM_FRACTION, the warm slices' ramp) come from these runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +49,8 @@ def main() -> None:
     p.add_argument("out")
     p.add_argument("--mix", default="1,0.5,0.25")
     p.add_argument("--cold", action="store_true", help="also the cold volume")
+    p.add_argument("--run", action="append", default=[], metavar="NAME=FLAGS",
+                   help="a variant NAME run with the volume options FLAGS (repeatable)")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -51,14 +59,29 @@ def main() -> None:
     variants = {f"mix{m}": ["--warm-mix", m] for m in args.mix.split(",") if m}
     if args.cold:
         variants["cold"] = ["--cold"]
+    for spec in args.run:
+        name, _, flags = spec.partition("=")
+        variants[name.strip()] = shlex.split(flags)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    summary_path = out / "summary.json"
+    collected = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     for name, flags in variants.items():
-        argv = [sys.executable, "-m", "aseqdip.cli", "volume", "--task", "denoise", "--sigma", "25", "--input",
-                str(volume), "--stop", "auto", "--precision", "fp32", "--seed", "0", "--no-progress",
-                "--out", str(out / name), *flags]
-        subprocess.run(argv, env=env, check=True, capture_output=True)
+        if not (out / name / "volume.json").exists():
+            argv = [sys.executable, "-m", "aseqdip.cli", "volume", "--task", "denoise", "--sigma", "25", "--input",
+                    str(volume), "--stop", "auto", "--precision", "fp32", "--seed", "0", "--no-progress",
+                    "--out", str(out / name), *flags]
+            subprocess.run(argv, env=env, check=True, capture_output=True)
         s = json.loads((out / name / "volume.json").read_text())
-        print(f"{name}: mean PSNR {s['mean_psnr']} dB, SSIM {s['mean_ssim']}, {s['total_steps']} steps", flush=True)
+        with open(out / name / "slices.csv", newline="") as f:
+            rows = sorted(csv.DictReader(f), key=lambda r: int(r["index"]))
+        collected[name] = {"flags": flags, "mean_psnr": s["mean_psnr"], "mean_ssim": s["mean_ssim"],
+                           "total_steps": s["total_steps"], "warm_ceiling": s["warm_iterations"],
+                           "warm_mix": s["warm_mix"], "warm_ramp": s.get("warm_ramp"),
+                           "steps": [int(r["steps"]) for r in rows], "psnr": [float(r["psnr"]) for r in rows],
+                           "ssim": [float(r["ssim"]) for r in rows]}
+        summary_path.write_text(json.dumps(collected, indent=1) + "\n")
+        print(f"{name}: mean PSNR {s['mean_psnr']} dB, SSIM {s['mean_ssim']}, {s['total_steps']} steps, ceiling "
+              f"{s['warm_iterations']}, steps per slice {collected[name]['steps']}", flush=True)
 
 
 if __name__ == "__main__":

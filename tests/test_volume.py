@@ -321,7 +321,11 @@ def test_volume_options_refused(tmp_path, capsys):
     for extra, words in ((["--task", "inpaint"], "volumes exist"), (["--task", "denoise", "--slab", "4:2"], "--slab"),
                          (["--task", "denoise", "--slab", "0:3", "--slices", "2"], "not both"),
                          (["--task", "denoise", "--method", "fbp"], "--cold"),
-                         (["--task", "denoise", "--cold", "--warm-iterations", "3"], "--cold")):
+                         (["--task", "denoise", "--cold", "--warm-iterations", "3"], "--cold"),
+                         (["--task", "denoise", "--cold", "--warm-ramp"], "--cold"),
+                         (["--task", "denoise", "--cold", "--no-warm-input"], "--cold"),
+                         (["--task", "denoise", "--warm-fraction", "1.5"], "--warm-fraction"),
+                         (["--task", "denoise", "--warm-fraction", "0.3", "--warm-iterations", "3"], "not both")):
         before = _files(tmp_path)
         rc = main(["volume", "--input", emri, "--out", str(tmp_path / "o"), "--size", "16", "--no-progress", *extra])
         assert rc == EXIT_USAGE, extra
@@ -399,3 +403,38 @@ def test_warm_start_loads_or_mixes_the_neighbours_weights():
             torch.testing.assert_close(value, expected)
         warm.on_end(state)
         torch.testing.assert_close(warm.final.network["weight"], own.weight.detach())
+
+
+def test_warm_slices_go_without_auto_ramp_unless_asked():
+    """--stop auto gives aSeqDIP a ramp (100 steps at 3 x lr); a warm slice's method keeps it off (its network
+    is fitted), so auto must not put it back; --warm-ramp keeps it."""
+    from aseqdip.auto import apply_to, resolve
+    from aseqdip.methods.aseqdip import ASeqDIP
+    from aseqdip.rules import OutputRule
+    from aseqdip.volume import warm_method
+
+    settings, _ = resolve("aseqdip", OutputRule(stop="auto"))
+    middle = apply_to(ASeqDIP(iterations=400), settings)
+    assert middle.ramp == settings["ramp"] > 0  # the cold middle slice has auto's ramp
+    warm = apply_to(warm_method(middle, 40), settings)
+    assert (warm.ramp, warm.warmup, warm.iterations) == (0, 0, 40)
+    assert apply_to(warm_method(middle, 40, ramp=True), settings).ramp == settings["ramp"]
+
+
+def test_warm_start_can_carry_the_input():
+    """input=True: the run starts from the neighbour's final input (aSeqDIP's z_K) and keeps its own final one."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from aseqdip.engine.warm import WarmStart, Weights
+
+    net = torch.nn.Linear(3, 2)
+    theirs, own = torch.ones(1, 3), torch.zeros(1, 3)
+    for carry, expected in ((False, own), (True, theirs)):
+        state = SimpleNamespace(net=net, optimizers=[], iteration=0, z=own.clone())
+        warm = WarmStart(Weights(network=net.state_dict(), input=theirs), input=carry)
+        warm.on_start(state)
+        torch.testing.assert_close(state.z, expected)
+        warm.on_end(state)
+        assert (warm.final.input is not None) == carry

@@ -85,11 +85,15 @@ def resolve(method_name: str, rule: OutputRule) -> tuple[dict[str, Any], OutputR
 
 
 def apply_to(method: Any, settings: dict[str, Any]) -> Any:
-    """A copy of ``method`` with auto's settings where the method still has its published default (0 steps)."""
+    """A copy of ``method`` with auto's settings where the method still has its published default (0 steps).
+
+    A method with ``schedule_fixed`` set keeps its warm-up and ramp as they are, even at 0 steps: ``aseqdip
+    volume``'s warm slices start from a fitted network, so they go without the ramp unless asked for it.
+    """
     if not settings:
         return method
-    if any(getattr(method, name, 0) for name in ("ramp", "warmup")):
-        return method  # the user chose a ramp or warm-up: keep it
+    if getattr(method, "schedule_fixed", False) or any(getattr(method, name, 0) for name in ("ramp", "warmup")):
+        return method  # the user (or the caller) chose the ramp and warm-up: keep them
     out = copy.copy(method)
     for name, value in settings.items():
         setattr(out, name, value)

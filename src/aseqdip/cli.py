@@ -179,11 +179,21 @@ def build_parser() -> argparse.ArgumentParser:
     vol.add_argument("--warm-iterations", type=int, default=None,
                      help="ceiling of a warm-started slice (default a quarter of the steps the middle slice took: "
                           "a quarter of --iterations under a fixed budget)")
+    vol.add_argument("--warm-fraction", type=float, default=None,
+                     help="ceiling of a warm-started slice as a fraction of the steps the middle slice took "
+                          "(default 0.25)")
+    vol.add_argument("--warm-ramp", action="store_true",
+                     help="aSeqDIP: keep the ramp (--stop auto's 100 steps at 3 x lr) on warm-started slices too "
+                          "(default: only the middle slice has it; the others start from a fitted network)")
+    vol.add_argument("--warm-input", action=argparse.BooleanOptionalAction, default=None,
+                     help="a warm-started slice starts its network input from the neighbour's final one (aSeqDIP: "
+                          "the neighbour's estimate as its z_0; the default); --no-warm-input: its own first "
+                          "estimate (y or A^H y)")
     vol.add_argument("--warm-optimizer", action="store_true",
                      help="carry Adam's moments to the next slice too (default: the weights only)")
     vol.add_argument("--warm-mix", type=float, default=None,
                      help="fraction of the neighbour's weights a warm slice starts from, the rest its own random "
-                          "initialisation (default 0.5; 1: the neighbour's weights as they are)")
+                          "initialisation (default 1: the neighbour's weights as they are)")
     vol.add_argument("--slab", default=None, metavar="START:STOP",
                      help="only slices START to STOP-1 (warm-started within the slab from its middle): run slabs of "
                           "one volume as separate jobs")

@@ -1,16 +1,19 @@
 """``aseqdip volume``: a 3-D study in one command, each slice warm-started from its neighbour.
 
-Neighbouring slices are nearly the same image, so the network fitted to one is a far better start for
-the next than random weights. The middle slice (of the volume, or of ``--slab``) is reconstructed cold,
-with the full budget and rule; then the walk goes outwards, alternately up and down, and each slice
-starts from its neighbour's final weights (:class:`aseqdip.engine.warm.WarmStart`; Adam's moments too with
-``--warm-optimizer``), shrunk half-way towards its own random initialisation (``--warm-mix``, :data:`WARM_MIX`), with its own z_0 (its own first estimate), its own stopping rule and a smaller
-ceiling: ``--warm-iterations``, by default a quarter of the steps the middle slice took (a quarter of
-``--iterations`` under the paper's fixed budget; under ``--stop auto`` a quarter of what the rule needed
-there, since a warm slice that never rises above the noise level would otherwise fit the noise up to a
-ceiling sized for a cold start). A warm slice skips aSeqDIP's
-warm-up and ramp: they exist to climb out of a random network. ``--cold`` reconstructs every slice
-independently (same order, full budget).
+Neighbouring slices are nearly the same image, so the network fitted to one, and its estimate, are a
+far better start for the next than random weights and the slice's own first estimate. The middle slice
+(of the volume, or of ``--slab``) is reconstructed cold, with the full budget and rule (under ``--stop
+auto``, aSeqDIP's ramp too); then the walk goes outwards, alternately up and down, and each slice starts
+from its neighbour's final weights (:class:`aseqdip.engine.warm.WarmStart`; Adam's moments too with
+``--warm-optimizer``; shrunk towards its own random initialisation with ``--warm-mix`` < 1) and from its
+neighbour's final estimate as its input z_0 (``--no-warm-input``: its own first estimate, y or A^H y),
+with its own stopping rule and a smaller ceiling: ``--warm-iterations``, by default a quarter of the steps
+the middle slice took (``--warm-fraction``, :data:`WARM_FRACTION`; a quarter of ``--iterations`` under the
+paper's fixed budget, of what the rule needed under ``--stop auto``). A warm slice skips aSeqDIP's
+warm-up and ramp (``--warm-ramp`` keeps the ramp): they exist to climb out of a random network.
+``--cold`` reconstructs every slice independently (same order, full budget). The defaults were chosen on
+a tuning pseudo-volume (see :data:`WARM_MIX`); the figures are in
+benchmarks/results/volume-warm/tuning-mr-small-pseudo.md.
 
 Each slice is one ``aseqdip run`` (image volumes: the task simulates its measurement with seed
 ``--seed`` + the slice's index in the input) or ``aseqdip reconstruct`` (measured k-space: that slice
@@ -47,12 +50,23 @@ from .io.outputs import atomic_write, write_json
 from .io.volumes import Volume, read_volume, resampled_affine, slab_affine
 
 VOLUME_TASKS = ("mri", "ct", "denoise")
-# How much of the neighbour's weights a warm slice starts from; the rest is its own random initialisation
-# (shrink towards a fresh start, as Ash & Adams, NeurIPS 2020, do against warm start's generalisation gap).
-# Chosen on a tuning pseudo-volume (pydicom's MR_small, zoomed and shifted per slice; denoising sigma 25,
-# --stop auto): mean PSNR 26.18 dB at 1.0 (the neighbour's weights as they are), 26.59 at 0.5, 24.28 at
-# 0.25, against 27.12 cold; at 1.0 the slices got worse with their distance from the middle (SSIM 0.80 -> 0.46).
-WARM_MIX = 0.5
+# The warm-start defaults, chosen on a tuning pseudo-volume only (benchmarks/volume_tuning.py: pydicom's
+# MR_small, zoomed and shifted per slice; denoising sigma 25, --stop auto with aSeqDIP's ramp; mean over 10
+# slices; benchmarks/results/volume-warm/tuning-mr-small-pseudo.md). Cold: 27.26 dB, SSIM 0.809, 982 steps.
+# * WARM_INPUT: a warm slice's z_0 is its neighbour's final estimate. With mix 1 and a quarter: 28.40 dB,
+#   SSIM 0.848, 226 steps (every slice above its cold one); with its own z_0 (y) the best was 26.46 dB
+#   (mix 0.75, a third), its warm slices stopping at the ceiling while still improving.
+# * WARM_MIX: how much of the neighbour's weights a warm slice starts from, the rest its own random
+#   initialisation (shrink and perturb, Ash & Adams, NeurIPS 2020). With the neighbour's input, 1.0 (28.40
+#   dB) beat 0.75 (27.67) and 0.5 (26.15): the network and its input belong together. (With its own z_0,
+#   0.5 had beaten 1.0 before the ramp landed: 26.59 against 26.18 dB, cold 27.12.)
+# * WARM_FRACTION: the ceiling, a fraction of the steps the middle slice took; issue 19 allows at most a
+#   third. A quarter (28.40 dB, 226 steps) against a third (28.39 dB, 242): most slices stop by the rule first.
+# * no ramp on warm slices (--warm-ramp keeps it): 24.29 against 25.20 dB at mix 0.5 and a quarter, 24.40
+#   against 26.18 at mix 1 and a third (own z_0): at 3 x lr the fitted network fits the noise in a few steps.
+WARM_INPUT = True
+WARM_MIX = 1.0
+WARM_FRACTION = 0.25
 WORK_FORMAT = 1
 
 
@@ -202,13 +216,19 @@ def solve_slice(args: argparse.Namespace, method: Any, problem: Any, warm: WarmS
     return pipeline.solve(args, method, problem, callbacks=[warm])
 
 
-def warm_method(method: Any, iterations: int) -> Any:
-    """The method of a warm slice: its ceiling ``iterations``, and no warm-up or ramp (its network is fitted)."""
+def warm_method(method: Any, iterations: int, ramp: bool = False) -> Any:
+    """The method of a warm slice: its ceiling ``iterations``, no warm-up, and no ramp unless ``ramp``.
+
+    Its network is fitted already; ``schedule_fixed`` tells ``--stop auto`` (:func:`aseqdip.auto.apply_to`)
+    not to put its ramp back on. With ``ramp`` the slice keeps the method's ramp (auto's 100 steps at 3 x lr).
+    """
     out = copy.copy(method)
     out.iterations = iterations
-    for name in ("warmup", "ramp"):
-        if hasattr(out, name):
-            setattr(out, name, 0)
+    if hasattr(out, "warmup"):
+        out.warmup = 0
+    if hasattr(out, "ramp") and not ramp:
+        out.ramp = 0
+    out.schedule_fixed = True
     return out
 
 
@@ -312,9 +332,16 @@ def check_options(args: argparse.Namespace, method: Any) -> None:
         raise UserInputError(f"method {method.name} has no network to warm-start; add --cold")
     if args.warm_iterations is not None and args.warm_iterations < 1:
         raise UserInputError(f"--warm-iterations must be at least 1, got {args.warm_iterations}")
-    if args.cold and (args.warm_iterations is not None or args.warm_optimizer or args.warm_mix is not None):
+    fraction = getattr(args, "warm_fraction", None)
+    if fraction is not None and not 0.0 < fraction <= 1.0:
+        raise UserInputError(f"--warm-fraction must lie in (0, 1], got {fraction:g}")
+    if fraction is not None and args.warm_iterations is not None:
+        raise UserInputError("give --warm-iterations (steps) or --warm-fraction (of the middle slice's steps), not both")
+    if args.cold and (args.warm_iterations is not None or args.warm_optimizer or args.warm_mix is not None
+                      or fraction is not None or getattr(args, "warm_ramp", False)
+                      or getattr(args, "warm_input", None) is not None):
         raise UserInputError("--cold reconstructs every slice from random weights: --warm-iterations, "
-                             "--warm-optimizer and --warm-mix do not apply")
+                             "--warm-fraction, --warm-optimizer, --warm-mix, --warm-ramp and --warm-input do not apply")
 
 
 def warm_mix(args: argparse.Namespace) -> float:
@@ -322,9 +349,23 @@ def warm_mix(args: argparse.Namespace) -> float:
     return WARM_MIX if args.warm_mix is None else float(args.warm_mix)
 
 
+def warm_input(args: argparse.Namespace) -> bool:
+    """``--warm-input`` / ``--no-warm-input``, else :data:`WARM_INPUT`."""
+    given = getattr(args, "warm_input", None)
+    return WARM_INPUT if given is None else bool(given)
+
+
+def warm_fraction(args: argparse.Namespace) -> float:
+    """``--warm-fraction``, else :data:`WARM_FRACTION`."""
+    fraction = getattr(args, "warm_fraction", None)
+    return WARM_FRACTION if fraction is None else float(fraction)
+
+
 def warm_ceiling(args: argparse.Namespace, middle: dict[str, Any]) -> int:
-    """``--warm-iterations``, else a quarter of the steps the middle (cold) slice took."""
-    return args.warm_iterations if args.warm_iterations is not None else max(1, int(middle["steps"]) // 4)
+    """``--warm-iterations``, else ``--warm-fraction`` (:data:`WARM_FRACTION`) of the steps the middle slice took."""
+    if args.warm_iterations is not None:
+        return args.warm_iterations
+    return max(1, int(int(middle["steps"]) * warm_fraction(args) + 1e-9))
 
 
 def run_volume(args: argparse.Namespace, on_slice: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -365,8 +406,10 @@ def run_volume(args: argparse.Namespace, on_slice: Callable[[dict[str, Any]], No
             start_from = None
             if neighbour is not None:
                 start_from = kept.get(neighbour) or work.weights(neighbour)
-            warm = WarmStart(start_from, optimizer=bool(args.warm_optimizer), mix=warm_mix(args))
-            chosen = method if neighbour is None else warm_method(method, warm_iterations)
+            warm = WarmStart(start_from, optimizer=bool(args.warm_optimizer), mix=warm_mix(args),
+                             input=warm_input(args))
+            chosen = method if neighbour is None else warm_method(method, warm_iterations,
+                                                                  ramp=bool(getattr(args, "warm_ramp", False)))
             began = time.perf_counter()
             result = solve_slice(args, chosen, problem, warm)
             values = slices.values(result.image, problem)
@@ -424,6 +467,8 @@ def summarise(args: argparse.Namespace, full: Volume, volume: Volume, span: tupl
         "start": "cold" if args.cold else "warm", "iterations": getattr(method, "iterations", None),
         "warm_iterations": None if args.cold else warm_iterations, "warm_optimizer": bool(args.warm_optimizer),
         "warm_mix": None if args.cold else warm_mix(args),
+        "warm_ramp": None if args.cold else bool(getattr(args, "warm_ramp", False)),
+        "warm_input": None if args.cold else warm_input(args),
         "stop": args.stop, "mean_psnr": _mean(records, "psnr"), "mean_ssim": _mean(records, "ssim"),
         "mean_psnr_measurement": _mean(records, "psnr_measurement"),
         "mean_psnr_oracle_best": _mean(records, "psnr_oracle_best"),

@@ -11,7 +11,8 @@ Optimiser state is optional (``optimizer=True``): only Adam's moments and step c
 never the learning rate or other settings of the receiving run (its own warm-up or ramp still apply).
 ``mix < 1`` starts from ``mix * neighbour + (1 - mix) * own random weights`` (floating-point tensors; the
 shrink of Ash & Adams, "On Warm-Starting Neural Network Training", NeurIPS 2020, with the run's own
-initialisation as the perturbation).
+initialisation as the perturbation). ``input=True`` also starts the network's input from the other run's
+final input (aSeqDIP: its final estimate z_K, in place of the run's own z_0 = y or A^H y).
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ class Weights:
 
     network: dict[str, torch.Tensor]
     optimizers: list[dict[str, Any]] | None = None
+    input: torch.Tensor | None = None  # the network's final input (aSeqDIP: its estimate z_K)
 
     def to_file(self) -> dict[str, Any]:
-        return {"network": self.network, "optimizers": self.optimizers}
+        return {"network": self.network, "optimizers": self.optimizers, "input": self.input}
 
     @classmethod
     def from_file(cls, payload: dict[str, Any]) -> "Weights":
-        return cls(network=payload["network"], optimizers=payload.get("optimizers"))
+        return cls(network=payload["network"], optimizers=payload.get("optimizers"), input=payload.get("input"))
 
 
 def _cpu(value: Any) -> Any:
@@ -59,12 +61,14 @@ class WarmStart(Callback):
     from a checkpoint (``state.iteration > 0``) keeps the checkpoint's weights.
     """
 
-    def __init__(self, start: Weights | None = None, optimizer: bool = False, mix: float = 1.0) -> None:
+    def __init__(self, start: Weights | None = None, optimizer: bool = False, mix: float = 1.0,
+                 input: bool = False) -> None:
         if not 0.0 <= mix <= 1.0:
             raise ValueError(f"the warm-start mix must lie in [0, 1], got {mix}")
         self.start = start
         self.optimizer = optimizer
         self.mix = mix
+        self.input = input
         self.final: Weights | None = None
 
     def on_start(self, state: LoopState) -> None:
@@ -82,7 +86,10 @@ class WarmStart(Callback):
                 own = opt.state_dict()
                 own["state"] = copy.deepcopy(saved["state"])  # moments only: this run's rates stay its own
                 opt.load_state_dict(own)
+        if self.input and self.start.input is not None and self.start.input.shape == state.z.shape:
+            state.z = self.start.input.to(device=state.z.device, dtype=state.z.dtype)
 
     def on_end(self, state: LoopState) -> None:
         optimizers = [_cpu(opt.state_dict()) for opt in state.optimizers] if self.optimizer else None
-        self.final = Weights(network=_cpu(state.net.state_dict()), optimizers=optimizers)
+        self.final = Weights(network=_cpu(state.net.state_dict()), optimizers=optimizers,
+                             input=_cpu(state.z) if self.input else None)
