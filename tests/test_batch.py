@@ -4,6 +4,7 @@ retries of killed workers with resume from the checkpoint, and failed studies re
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -152,6 +153,38 @@ def test_failed_study_is_recorded_and_a_rerun_only_runs_what_is_missing(tmp_path
     assert (again.studies, again.already_done, again.done, again.failed) == (3, 2, 1, 0)
     assert (out / "camera" / "metrics.json").stat().st_mtime_ns == stamp
     assert set(_rows(out)) == {"camera", "chelsea", "coffee"}
+
+
+def test_batch_of_volumes_runs_each_volume_warm_started_and_records_the_bad_one(tmp_path, one_thread):
+    """--volumes: each volume (a 3-D .npy, a NIfTI) is one study run as `aseqdip volume`; a 2-D array fails
+    alone with the reader's message; a rerun finds every volume done."""
+    import nibabel as nib
+
+    camera = to_numpy_image(load_image("skimage:camera", size=32))
+    slices = np.stack([camera[k:k + 16, 8:24] for k in (4, 6, 8)]).astype(np.float32)  # 3 neighbouring crops
+    src = tmp_path / "in"
+    src.mkdir()
+    np.save(src / "knee.npy", slices)
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(slices[::-1].transpose(2, 1, 0)), np.eye(4)), src / "head.nii.gz")
+    np.save(src / "flat.npy", slices[0])
+    (src / "notes.txt").write_text("not a volume")
+    out = tmp_path / "out"
+    options = ["--sigma", "25", "--iterations", "6"]
+    first = run_batch("denoise", str(src), out, options, parser=build_parser(), executor="serial",
+                      cpus_per_study=1, progress=False, volumes=True)
+    assert (first.studies, first.done, first.failed, first.skipped_files) == (3, 2, 1, 1)
+    rows = _rows(out)
+    assert rows["flat"]["status"] == "failed" and "2-D" in rows["flat"]["error"]
+    for name in ("knee", "head"):
+        summary = json.loads((out / name / "volume.json").read_text())
+        assert rows[name]["status"] == "done" and summary["input_slices"] == 3
+        assert float(rows[name]["psnr"]) == pytest.approx(summary["mean_psnr"], abs=1e-3)  # the mean over slices
+        assert int(rows[name]["iterations"]) == summary["total_steps"] > 6  # middle slice and warm neighbours
+        assert np.load(out / name / "volume.npy").shape == (3, 16, 16)
+    stamp = (out / "knee" / "volume.json").stat().st_mtime_ns
+    again = run_batch("denoise", str(src), out, options, parser=build_parser(), executor="serial",
+                      cpus_per_study=1, progress=False, volumes=True)
+    assert (again.already_done, again.done) == (2, 0) and (out / "knee" / "volume.json").stat().st_mtime_ns == stamp
 
 
 def test_a_rerun_into_out_must_be_the_same_job(tmp_path, one_thread, capsys):

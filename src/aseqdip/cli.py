@@ -226,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="checkpoint each study every M iterations; a retried or rerun study resumes there "
                             "(default 500)")
     batch.add_argument("--no-progress", action="store_true", help="no progress bar")
+    batch.add_argument("--volumes", action="store_true",
+                       help="each study is a whole volume (a DICOM series folder, NIfTI, 3-D .npy, multi-frame DICOM, "
+                            "fastMRI file) reconstructed as 'aseqdip volume' does; other options are its options")
 
     demo = sub.add_parser("demo", help="aSeqDIP on scikit-image's astronaut, denoising (a few minutes on a laptop CPU)")
     demo.add_argument("--out", default="aseqdip-demo", help="output folder (default ./aseqdip-demo)")
@@ -284,7 +287,8 @@ def command_batch(args: argparse.Namespace, options: list[str]) -> int:
 
     summary = run_batch(args.task, args.input, args.out, options, parser=build_parser(), executor=args.executor,
                         address=args.address, cpus_per_study=args.cpus_per_study, gpus_per_study=args.gpus_per_study,
-                        retries=args.retries, checkpoint_every=args.checkpoint_every, progress=not args.no_progress)
+                        retries=args.retries, checkpoint_every=None if args.volumes else args.checkpoint_every,
+                        progress=not args.no_progress, volumes=args.volumes)
     print(summary.line())
     return 1 if summary.failed else 0
 

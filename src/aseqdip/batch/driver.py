@@ -23,7 +23,7 @@ from ..errors import Interrupted, UserInputError
 from ..fingerprint import describe_difference, first_difference, run_fingerprint
 from .executors import ray_session, run_on_ray, run_serial
 from .ledger import Ledger
-from .studies import find_studies
+from .studies import find_studies, find_volumes
 from .worker import StudyJob
 
 EXECUTORS = ("ray", "serial")
@@ -48,10 +48,11 @@ class BatchSummary:
 def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str] = (), *,
               parser: argparse.ArgumentParser, executor: str = "ray", address: str | None = None,
               cpus_per_study: int | None = None, gpus_per_study: float = 0, retries: int = 2,
-              checkpoint_every: int | None = None, progress: bool = True) -> BatchSummary:
+              checkpoint_every: int | None = None, progress: bool = True, volumes: bool = False) -> BatchSummary:
     """Reconstruct every study under ``input_spec`` into ``out/<study>/`` and write ``out/results.csv``.
 
-    ``options`` are options of ``aseqdip run`` (``reconstruct`` for fastMRI files) shared by all studies;
+    ``options`` are options of ``aseqdip run`` (``reconstruct`` for fastMRI files) shared by all studies,
+    or with ``volumes`` options of ``aseqdip volume``, each volume (series, NIfTI, ...) one study;
     ``parser`` reads them (``aseqdip.cli.build_parser()``: the command's own grammar, passed in so that
     the batch does not import the command line).
     """
@@ -68,7 +69,7 @@ def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str
     out = Path(out)
     check_batch_folder(out)
     start = time.perf_counter()
-    found = find_studies(input_spec, exclude=out)
+    found = (find_volumes if volumes else find_studies)(input_spec, exclude=out)
     threads = cpus_per_study or (1 if executor == "ray" else os.cpu_count() or 1)
     jobs = [StudyJob(s, task, tuple(options), out, threads, checkpoint_every) for s in found.studies]
     check_options(jobs, parser)
@@ -155,16 +156,27 @@ def check_options(jobs: Sequence[StudyJob], parser: argparse.ArgumentParser) -> 
             raise UserInputError(f"{option.split('=', 1)[0]} is set by the batch for each study; name the studies "
                                  f"with --input")
 
-    kinds: dict[bool, StudyJob] = {}
+    kinds: dict[str, StudyJob] = {}
     for job in jobs:
-        kinds.setdefault(job.study.is_kspace, job)
-    for is_kspace, job in kinds.items():
+        kinds.setdefault(job.study.kind, job)
+    for kind, job in kinds.items():
         try:
             args = parser.parse_args(job.argv())
         except UserInputError as exc:
-            kind = "fastMRI files (options of 'aseqdip reconstruct')" if is_kspace else "images (options of 'aseqdip run')"
-            raise UserInputError(f"{exc} (for {kind})") from None
-        pipeline.check_options(args)
+            raise UserInputError(f"{exc} (for {KIND_OPTIONS[kind]})") from None
+        if kind == "volume":
+            from .. import volume
+
+            task_cls = pipeline.task_class(args)
+            task_cls.from_args(args)
+            volume.check_options(args, pipeline.make_method(args, task_cls))
+        else:
+            pipeline.check_options(args)
+
+
+KIND_OPTIONS = {"image": "images (options of 'aseqdip run')",
+                "kspace": "fastMRI files (options of 'aseqdip reconstruct')",
+                "volume": "volumes (options of 'aseqdip volume')"}
 
 
 def _progress(total: int, initial: int, enabled: bool) -> Any:

@@ -24,6 +24,10 @@ COLUMNS = ("study", "source", "status", "psnr", "ssim", "psnr_measurement", "mea
            "node", "error", "output")
 METRIC_COLUMNS = ("psnr", "ssim", "psnr_measurement", "measurement_is", "psnr_oracle_best", "iteration_oracle_best",
                   "iteration_returned", "iterations", "seconds")
+# a volume's volume.json -> the same columns: means over its slices, its total steps and seconds
+VOLUME_COLUMNS = {"psnr": "mean_psnr", "ssim": "mean_ssim", "psnr_measurement": "mean_psnr_measurement",
+                  "psnr_oracle_best": "mean_psnr_oracle_best", "iterations": "total_steps", "seconds": "total_seconds"}
+RECORDS = ("metrics.json", "volume.json")  # what a finished run, or a finished volume, leaves in its folder
 
 
 class Ledger:
@@ -32,12 +36,17 @@ class Ledger:
         self.meta = self.out / ".batch"
 
     # ---- per study ------------------------------------------------------------------------------
+    def finished_record(self, study_id: str) -> Path | None:
+        """The metrics.json (or a volume's volume.json) a finished study left, or None."""
+        return next((p for name in RECORDS if (p := self.out / study_id / name).is_file()), None)
+
     def is_done(self, study_id: str) -> bool:
-        return (self.out / study_id / "metrics.json").is_file()
+        return self.finished_record(study_id) is not None
 
     def fingerprint(self, study_id: str) -> dict[str, Any] | None:
-        """The fingerprint a finished study recorded in its metrics.json (None: none recorded)."""
-        return _read_json(self.out / study_id / "metrics.json").get("fingerprint")
+        """The fingerprint a finished study recorded (None: none recorded)."""
+        record = self.finished_record(study_id)
+        return None if record is None else _read_json(record).get("fingerprint")
 
     def attempts(self, study_id: str) -> int:
         path = self.meta / "attempts" / study_id
@@ -70,9 +79,11 @@ class Ledger:
     # ---- the summary ----------------------------------------------------------------------------
     def row(self, study: Study) -> dict[str, Any]:
         row: dict[str, Any] = {"study": study.id, "source": study.describe(), "status": "pending"}
-        if self.is_done(study.id):
-            metrics = _read_json(self.out / study.id / "metrics.json")
-            row.update({k: metrics.get(k, "") for k in METRIC_COLUMNS}, status="done",
+        record = self.finished_record(study.id)
+        if record is not None:
+            metrics = _read_json(record)
+            names = VOLUME_COLUMNS if record.name == "volume.json" else {}
+            row.update({k: metrics.get(names.get(k, k), "") for k in METRIC_COLUMNS}, status="done",
                        output=str(self.out / study.id))
             row.update(_pick(_read_json(self.meta / "done" / f"{study.id}.json"), ("wall_seconds", "attempts", "node")))
         elif (self.meta / "failed" / f"{study.id}.json").is_file():

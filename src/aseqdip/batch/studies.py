@@ -1,4 +1,5 @@
-"""Finding the studies of a batch: every image, DICOM slice or fastMRI slice under a folder or glob.
+"""Finding the studies of a batch: every image, DICOM slice or fastMRI slice under a folder or glob, or,
+with ``--volumes``, every volume (:func:`find_volumes`).
 
 A study is one reconstruction with its own output folder. Image and DICOM files are clean images from
 which the task simulates a measurement (as ``aseqdip run`` does); each slice of a fastMRI ``.h5`` file
@@ -29,10 +30,16 @@ class Study:
     id: str  # the output folder's name, unique within the batch
     source: Path
     slice_index: int | None = None  # fastMRI files only (None there: the file could not be read)
+    volume: bool = False  # a whole volume, reconstructed by ``aseqdip volume``
 
     @property
     def is_kspace(self) -> bool:
-        return self.source.suffix.lower() in FASTMRI_SUFFIXES
+        return not self.volume and self.source.suffix.lower() in FASTMRI_SUFFIXES
+
+    @property
+    def kind(self) -> str:
+        """``volume``, ``kspace`` (a fastMRI slice) or ``image`` (an image or DICOM slice to simulate from)."""
+        return "volume" if self.volume else "kspace" if self.is_kspace else "image"
 
     def describe(self) -> str:
         return f"{self.source}" + (f" slice {self.slice_index}" if self.slice_index is not None else "")
@@ -71,6 +78,73 @@ def find_studies(spec: str, exclude: Path | None = None) -> Discovery:
         raise UserInputError(f"{spec}: no studies found (images {', '.join(IMAGE_SUFFIXES)}, DICOM, "
                              f"or fastMRI {', '.join(FASTMRI_SUFFIXES)})")
     return Discovery(_unique(studies), skipped)
+
+
+VOLUME_SUFFIXES = (".nii", ".nii.gz", ".npy", ".dcm", *FASTMRI_SUFFIXES)
+
+
+def find_volumes(spec: str, exclude: Path | None = None) -> Discovery:
+    """The volumes under ``spec``, one study each, in a stable order.
+
+    A folder holds volumes as its entries: each file that can hold a volume (NIfTI, a 3-D ``.npy``, an
+    enhanced multi-frame DICOM, a fastMRI file) and each sub-folder with DICOM files in it (a series; its
+    own sub-folders are not looked into). A folder whose DICOM files are single-frame slices is itself one
+    series, one volume. A glob names the volumes (files or series folders) directly. Whether a file really is a volume
+    is for the reader to say: one that is not fails as its own study, with the reader's message.
+    """
+    path = Path(spec)
+    if path.is_dir():
+        entries = sorted(e for e in path.iterdir() if not e.name.startswith("."))
+        dicoms = [e for e in entries if e.is_file() and is_dicom(e)]
+        if dicoms and not all(_multi_frame(d) for d in dicoms):
+            entries = [path]  # its DICOM files are slices: the folder is one series
+        root = path
+    elif path.is_file():
+        entries, root = [path], path.parent
+    elif glob.has_magic(spec):
+        entries = sorted(Path(p) for p in glob.glob(spec, recursive=True) if not Path(p).name.startswith("."))
+        if not entries:
+            raise UserInputError(f"{spec}: the pattern matches no files or folders")
+        root = Path(os.path.commonpath([str(p.parent) for p in entries]))
+    else:
+        raise UserInputError(f"{spec}: no such file or folder")
+    if exclude is not None:
+        ex = exclude.resolve()
+        entries = [e for e in entries if ex != e.resolve() and ex not in e.resolve().parents]
+    studies, skipped = [], []
+    for entry in entries:
+        if entry.is_dir() and any(f.is_file() and is_dicom(f) for f in entry.iterdir()):
+            studies.append(Study(_name(Path(entry.name) if entry == root else entry.relative_to(root)), entry,
+                                 volume=True))
+        elif entry.is_file() and _volume_file(entry):
+            rel = entry.relative_to(root) if root in entry.parents else Path(entry.name)
+            studies.append(Study(_name(_no_suffix(rel)), entry, volume=True))
+        elif entry.is_file():
+            skipped.append(entry)
+    if not studies:
+        raise UserInputError(f"{spec}: no volumes found (DICOM series folders, NIfTI, 3-D .npy, multi-frame DICOM, "
+                             f"fastMRI {', '.join(FASTMRI_SUFFIXES)})")
+    return Discovery(_unique(studies), skipped)
+
+
+def _multi_frame(path: Path) -> bool:
+    """True for a DICOM file holding several frames (an enhanced multi-frame image: a volume of its own)."""
+    import pydicom
+
+    try:
+        return int(getattr(pydicom.dcmread(path, stop_before_pixels=True), "NumberOfFrames", 1) or 1) > 1
+    except Exception:  # noqa: BLE001 - an unreadable file is not multi-frame; its reader will say what is wrong
+        return False
+
+
+def _volume_file(path: Path) -> bool:
+    name = path.name.lower()
+    return name.endswith(VOLUME_SUFFIXES) or (path.suffix == "" and is_dicom(path))
+
+
+def _no_suffix(rel: Path) -> Path:
+    """``a/b.nii.gz`` -> ``a/b.nii`` (``_name`` then drops the last suffix): study names without .nii.gz."""
+    return rel.with_name(rel.name[: -len(".gz")]) if rel.name.lower().endswith(".nii.gz") else rel
 
 
 def _files(spec: str) -> tuple[list[Path], Path]:
@@ -120,7 +194,7 @@ def _unique(studies: list[Study]) -> list[Study]:
     for s in studies:
         if seen[s.id] > 1:
             suffix = s.source.suffix.lower().lstrip(".")
-            s = Study(f"{s.id}_{suffix}" if suffix else s.id, s.source, s.slice_index)
+            s = Study(f"{s.id}_{suffix}" if suffix else s.id, s.source, s.slice_index, s.volume)
         out.append(s)
     names = [s.id for s in out]
     if len(set(names)) != len(names):

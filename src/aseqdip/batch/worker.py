@@ -36,6 +36,9 @@ class StudyJob:
 
     def argv(self) -> list[str]:
         dest = str(self.out / self.study.id)
+        if self.study.volume:  # resumes at its slice by itself: --resume continues a work folder if there is one
+            return ["volume", "--task", self.task, "--input", str(self.study.source), *self.options, "--resume",
+                    "--no-progress", "--out", dest]
         if self.study.is_kspace:
             head = ["reconstruct", "--task", self.task, "--kspace", str(self.study.source)]
             if self.study.slice_index is not None:
@@ -63,7 +66,12 @@ def run_study(job: StudyJob) -> dict[str, Any]:
     start = time.perf_counter()
     base = {"study": job.study.id, "source": job.study.describe(), "attempts": attempt, "node": _node()}
     try:
-        metrics = pipeline.execute(job.args)
+        if job.args.command == "volume":
+            from ..volume import run_volume
+
+            metrics = run_volume(job.args)
+        else:
+            metrics = pipeline.execute(job.args)
     except (UserInputError, NonFiniteError) as exc:
         return {**base, "status": "failed", "error": str(exc), "wall_seconds": time.perf_counter() - start}
     return {**base, "status": "done", "wall_seconds": time.perf_counter() - start, "metrics": metrics}
