@@ -210,8 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch = sub.add_parser("batch", allow_abbrev=False, help="reconstruct every study (image, DICOM slice, fastMRI slice) under a "
                                          "folder or glob, on Ray (a local instance by default)",
                            description="Options not listed here are options of 'aseqdip run' (of 'aseqdip "
-                                       "reconstruct' for fastMRI files), shared by every study: --method, "
-                                       "--iterations, --size, --sigma, --acceleration, ...")
+                                       "reconstruct' for fastMRI files; of 'aseqdip volume' with --volumes), "
+                                       "shared by every study: --method, --iterations, --size, --sigma, "
+                                       "--acceleration, ...")
     batch.add_argument("--task", required=True, help=f"one of {', '.join(TASKS)}")
     batch.add_argument("--input", required=True, help="folder (searched recursively) or glob of studies")
     batch.add_argument("--out", required=True, help="output folder: one folder per study and results.csv")
