@@ -368,14 +368,21 @@ def warm_ceiling(args: argparse.Namespace, middle: dict[str, Any]) -> int:
     return max(1, int(int(middle["steps"]) * warm_fraction(args) + 1e-9))
 
 
+def task_and_method(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The task and method a volume's options ask for, every option checked, nothing read or computed
+    (``run_volume``, and ``aseqdip batch --volumes`` before any study runs)."""
+    task_cls = pipeline.task_class(args)
+    task = task_cls.from_args(args)
+    method = pipeline.make_method(args, task_cls)
+    check_options(args, method)
+    return task, method
+
+
 def run_volume(args: argparse.Namespace, on_slice: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Reconstruct the slices of ``args.input`` and write the volume's folder; returns volume.json's contents."""
     from .io import StagedOutput
 
-    task_cls = pipeline.task_class(args)
-    task = task_cls.from_args(args)  # validates the task's options before any work
-    method = pipeline.make_method(args, task_cls)
-    check_options(args, method)
+    task, method = task_and_method(args)
     fingerprint = pipeline.check_before_computing(args)
     full = read_volume(args.input)
     start, stop = slice_range(args, full.n_slices)

@@ -165,11 +165,9 @@ def check_options(jobs: Sequence[StudyJob], parser: argparse.ArgumentParser) -> 
         except UserInputError as exc:
             raise UserInputError(f"{exc} (for {KIND_OPTIONS[kind]})") from None
         if kind == "volume":
-            from .. import volume
+            from ..volume import task_and_method
 
-            task_cls = pipeline.task_class(args)
-            task_cls.from_args(args)
-            volume.check_options(args, pipeline.make_method(args, task_cls))
+            task_and_method(args)
         else:
             pipeline.check_options(args)
 
