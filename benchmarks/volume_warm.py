@@ -12,6 +12,9 @@ CPU) and ``NAME.md`` (the per-slice table and the three criteria of issue 19: wa
 0.3 dB of cold, warm slices after the first at most a third of cold's steps, the whole warm volume under
 3x one cold slice's time). PSNR is the returned image's (what a user gets); the oracle best is labelled.
 Variants already in ``NAME.json`` (same options) are kept, so they can be measured one at a time.
+``--work DIR`` keeps each variant's volume folder in DIR and passes ``--resume``: a variant killed at
+the end of a session continues at the slice it was on when the same command is run again.
+A variant ``warm-fX`` is the default warm start with ``--warm-fraction X``.
 """
 
 from __future__ import annotations
@@ -43,12 +46,22 @@ def cpu_name() -> str:
     return "unknown"
 
 
-def run_variant(variant: str, options: list[str], where: Path) -> dict[str, Any]:
+def variant_flags(variant: str) -> list[str] | None:
+    """The ``aseqdip volume`` flags of a variant name, or None for an unknown name."""
+    if variant.startswith("warm-f"):
+        try:
+            return ["--warm-fraction", str(float(variant[len("warm-f"):]))]
+        except ValueError:
+            return None
+    return FLAGS.get(variant)
+
+
+def run_variant(variant: str, options: list[str], where: Path, resume: bool = False) -> dict[str, Any]:
     from pydicom.data import get_testdata_file
 
     out = where / variant
     argv = [sys.executable, "-m", "aseqdip.cli", "volume", "--input", get_testdata_file("emri_small.dcm"),
-            "--out", str(out), "--no-progress", *options, *FLAGS[variant]]
+            "--out", str(out), "--no-progress", *options, *variant_flags(variant), *(["--resume"] if resume else [])]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -119,6 +132,8 @@ def main() -> None:
     p.add_argument("name")
     p.add_argument("--variants", default="cold,warm,warm-opt")
     p.add_argument("--table", action="store_true", help="only rewrite NAME.md (and the criteria) from NAME.json")
+    p.add_argument("--work", type=Path, default=None,
+                   help="keep the volumes here and resume an interrupted variant (default: a temporary folder)")
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)
     args = p.parse_args(argv[:cut])  # after "--": options of 'aseqdip volume'
@@ -131,7 +146,7 @@ def main() -> None:
         (RESULTS / f"{args.name}.md").write_text(table(args.name, saved))
         return
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = [v for v in variants if v not in FLAGS]
+    unknown = [v for v in variants if variant_flags(v) is None]
     if unknown:
         p.error(f"unknown variants {unknown}; choose from {sorted(FLAGS)}")
     result: dict[str, Any] = {"name": args.name, "cpu": cpu_name(), "torch_threads": 1,
@@ -146,8 +161,10 @@ def main() -> None:
                     f"choose another name")
         result["variants"] = {k: v for k, v in saved["variants"].items() if k not in variants}
     with tempfile.TemporaryDirectory() as tmp:
+        where = args.work or Path(tmp)
+        where.mkdir(parents=True, exist_ok=True)
         for variant in variants:
-            result["variants"][variant] = run_variant(variant, options, Path(tmp))
+            result["variants"][variant] = run_variant(variant, options, where, resume=args.work is not None)
             print(f"{variant}: {result['variants'][variant]['printed'].splitlines()[-1]}", flush=True)
             (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")  # partial rows kept
     if "cold" in result["variants"]:
