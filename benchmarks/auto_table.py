@@ -158,6 +158,34 @@ def criteria(rows: dict[tuple, dict[str, Any]]) -> list[str]:
             f"{len(climbs) - len(late)} of {len(climbs)} lines."]
 
 
+OBSERVED = ("discrepancy", "discrepancy_ema", "wmv")
+
+
+def observed_rules(rows: dict[tuple, dict[str, Any]]) -> list[str]:
+    """What every rule observed on the ``paper`` runs would have returned: how far each rule got.
+
+    Per method and rule, over all ``paper`` rows: the returned PSNR below the run's oracle best (mean,
+    worst), above the fixed budget's (mean), and the steps it would have taken (median). No ramp here:
+    these are the published algorithms' own trajectories. A rule that never fired runs to the ceiling
+    and returns the last image, the fixed budget's.
+    """
+    lines = ["| method | rule | n | below oracle best: mean / worst dB | above fixed 4000: mean dB | steps: median |",
+             "|---|---|---|---|---|---|"]
+    for method in ("aseqdip", "dip"):
+        papers = [m for k, m in sorted(rows.items()) if k[4] == method and k[5] == "paper"]
+        for rule in OBSERVED:
+            seen = [(m, m["observed"][rule]) for m in papers if rule in m.get("observed", {})]
+            if not seen:
+                continue
+            returned = [m["psnr"] if o.get("psnr") is None else o["psnr"] for m, o in seen]
+            below = [m["psnr_oracle_best"] - r for (m, _), r in zip(seen, returned)]
+            above = [r - m["psnr"] for (m, _), r in zip(seen, returned)]
+            lines.append(f"| {'aSeqDIP' if method == 'aseqdip' else 'DIP'} | {rule} | {len(seen)} | "
+                         f"{_mean(below):.2f} / {max(below):.2f} | {_mean(above):+.2f} | "
+                         f"{statistics.median(o['steps'] for _, o in seen):.0f} |")
+    return lines
+
+
 def render(rows: dict[tuple, dict[str, Any]]) -> str:
     return "\n".join(["Means over images (PSNR dB / SSIM; steps: median). Oracle columns need the ground truth.", "",
                       *summary(rows), "", *criteria(rows)])
@@ -175,6 +203,9 @@ def table_text(rows: dict[tuple, dict[str, Any]]) -> str:
     return "\n".join(["# Auto study: the table so far", "", f"{len(rows)} rows committed; made by "
                       "`.venv/bin/python -m benchmarks.auto_table --write` (the study rewrites it as each row "
                       "lands). The module's docstring says what each column is.", "", render(rows), "",
+                      "## Every observed rule on the fixed-budget runs", "",
+                      "What each rule, watching a `paper` run with the estimated noise level, would have returned "
+                      "(no ramp; the oracle best needs the ground truth).", "", *observed_rules(rows), "",
                       "## Per image", "", *per_image(rows), ""])
 
 
