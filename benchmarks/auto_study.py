@@ -217,16 +217,20 @@ def run_row(row: Row, runs: Path, results: Path, commit: bool) -> bool:
 
 
 def work(rows: list[Row], runs: Path, results: Path, commit: bool, deadline: float | None) -> None:
-    """One worker: take the next row that is neither done nor locked, until none is left or time is up."""
-    for row in rows:
-        if deadline is not None and time.time() > deadline:
+    """One worker: take the first row in plan order that is neither done nor locked, until none is left or
+    time is up. Each row is looked for from the top of the plan, so a row set aside while the study runs
+    (its metrics.json moved away) is taken before later ones; a row that failed is not retried."""
+    failed: set[str] = set()
+    while deadline is None or time.time() <= deadline:
+        row = next((r for r in rows if r.ident not in failed and not done(r, results) and claim(r, runs)), None)
+        if row is None:
             return
-        if done(row, results) or not claim(row, runs):
-            continue
         try:
             started = time.time()
             ok = run_row(row, runs, results, commit)
             print(f"auto_study: {row.ident} {'done' if ok else 'FAILED'} in {time.time() - started:.0f} s", flush=True)
+            if not ok:
+                failed.add(row.ident)
         finally:
             (runs / f"{row.ident}.lock").unlink(missing_ok=True)
 
