@@ -33,6 +33,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from benchmarks.auto_noise import noise_lines
 from benchmarks.auto_rules import first_above
 from benchmarks.auto_study import CEILING, RESULTS, ROOT, SETTINGS
 from benchmarks.paper_numbers import paper_value
@@ -206,6 +207,9 @@ def table_text(rows: dict[tuple, dict[str, Any]]) -> str:
                       "## Every observed rule on the fixed-budget runs", "",
                       "What each rule, watching a `paper` run with the estimated noise level, would have returned "
                       "(no ramp; the oracle best needs the ground truth).", "", *observed_rules(rows), "",
+                      "## The noise estimate against the noise drawn", "",
+                      "The sigma the rules used, estimated from y, over the noise the simulation drew (an oracle; "
+                      "`benchmarks/auto_noise.py`).", "", *noise_lines(rows), "",
                       "## Per image", "", *per_image(rows), ""])
 
 

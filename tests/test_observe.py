@@ -131,6 +131,9 @@ def test_run_without_stop_uses_auto(tmp_path):
     auto = json.loads((tmp_path / "auto" / "metrics.json").read_text())
     assert "auto" in auto["stopping"] and auto["stopping"]["stop"] == "discrepancy"
     assert auto["noise"]["source"] == "estimate"  # never the simulation's sigma
+    # the noise actually drawn is recorded beside it, as an oracle, so a study can measure the estimate
+    assert auto["noise"]["realised_oracle"] == pytest.approx(25 / 255, rel=0.1)
+    assert auto["noise"]["realised_oracle"] != auto["noise"]["sigma"]
     assert auto["iterations"] < 400 and auto["psnr"] > auto["psnr_measurement"] + 1.0
     assert main([*common, "--stop", "none", "--out", str(tmp_path / "fixed")]) == 0
     fixed = json.loads((tmp_path / "fixed" / "metrics.json").read_text())

@@ -189,7 +189,21 @@ def solve(args: argparse.Namespace, method: Any, problem: Any, callbacks: Sequen
                          noise_hint=problem.settings, **saving)
     if not bool(torch.isfinite(result.image).all()):  # methods outside the loop (cs, fbp) end here too
         raise NonFiniteError(result.iteration_returned, "returned image", result.iterations)
+    if problem.x_true is not None and "noise" in result.info:
+        result.info["noise"]["realised_oracle"] = realised_noise_of(problem)
     return result
+
+
+def realised_noise_of(problem: Any) -> float:
+    """The noise actually drawn in a simulation (RMS of y - A x_true over the measured entries).
+
+    Recorded beside the noise level a rule used, so a study can measure the estimator's error; it needs
+    the ground truth (an oracle), and no rule reads it.
+    """
+    from .physics.holdout import measured_entries
+    from .physics.noise_level import realised_noise
+
+    return realised_noise(problem.physics, problem.y, problem.x_true, measured_entries(problem.physics, problem.y))
 
 
 def solve_and_save(args: argparse.Namespace, method: Any, problem: Any, extra: dict[str, Any],
