@@ -7,6 +7,7 @@ start reaching a better slice than a cold one on the same small budget.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import csv
 import json
@@ -438,3 +439,15 @@ def test_warm_start_can_carry_the_input():
         torch.testing.assert_close(state.z, expected)
         warm.on_end(state)
         assert (warm.final.input is not None) == carry
+
+
+def test_a_fixed_budget_gives_warm_slices_a_fifth_so_ten_slices_cost_under_three_cold_ones():
+    from aseqdip.volume import warm_ceiling
+
+    def ceiling(stop: str, warm_fraction: float | None = None) -> int:
+        args = argparse.Namespace(stop=stop, method="aseqdip", warm_iterations=None, warm_fraction=warm_fraction)
+        return warm_ceiling(args, {"steps": 4000})
+
+    assert ceiling("none") == 800 and 4000 + 9 * ceiling("none") < 3 * 4000
+    assert ceiling("auto") == 1000  # under a rule, a cap the rule mostly stops before (a quarter)
+    assert ceiling("none", warm_fraction=0.5) == 2000

@@ -7,9 +7,10 @@ auto``, aSeqDIP's ramp too); then the walk goes outwards, alternately up and dow
 from its neighbour's final weights (:class:`aseqdip.engine.warm.WarmStart`; Adam's moments too with
 ``--warm-optimizer``; shrunk towards its own random initialisation with ``--warm-mix`` < 1) and from its
 neighbour's final estimate as its input z_0 (``--no-warm-input``: its own first estimate, y or A^H y),
-with its own stopping rule and a smaller ceiling: ``--warm-iterations``, by default a quarter of the steps
-the middle slice took (``--warm-fraction``, :data:`WARM_FRACTION`; a quarter of ``--iterations`` under the
-paper's fixed budget, of what the rule needed under ``--stop auto``). A warm slice skips aSeqDIP's
+with its own stopping rule and a smaller ceiling: ``--warm-iterations``, by default a fraction of the steps
+the middle slice took (``--warm-fraction``): a quarter of what the rule needed under a stopping rule
+(:data:`WARM_FRACTION`), a fifth of ``--iterations`` under the paper's fixed budget
+(:data:`WARM_FRACTION_FIXED`). A warm slice skips aSeqDIP's
 warm-up and ramp (``--warm-ramp`` keeps the ramp): they exist to climb out of a random network.
 ``--cold`` reconstructs every slice independently (same order, full budget). The defaults were chosen on
 a tuning pseudo-volume (see :data:`WARM_MIX`); the figures are in
@@ -64,9 +65,15 @@ VOLUME_TASKS = ("mri", "ct", "denoise")
 #   third. A quarter (28.40 dB, 226 steps) against a third (28.39 dB, 242): most slices stop by the rule first.
 # * no ramp on warm slices (--warm-ramp keeps it): 24.29 against 25.20 dB at mix 0.5 and a quarter, 24.40
 #   against 26.18 at mix 1 and a third (own z_0): at 3 x lr the fitted network fits the noise in a few steps.
+# * WARM_FRACTION_FIXED: under a fixed budget (--stop none) no rule stops a warm slice, so the ceiling is its
+#   exact step count, and a volume of n slices costs 1 + (n - 1) x fraction cold slices. A fifth keeps a
+#   10-slice volume under the 3 cold slices issue 19 allows (2.8; a quarter would be 3.25). It is not a
+#   quality choice: warm slices start from a fitted network and z_0, and on emri_small's denoising a warm
+#   slice's oracle best came within its first 50 steps (benchmarks/results/volume-warm/).
 WARM_INPUT = True
 WARM_MIX = 1.0
 WARM_FRACTION = 0.25
+WARM_FRACTION_FIXED = 0.2
 WORK_FORMAT = 1
 
 
@@ -356,13 +363,17 @@ def warm_input(args: argparse.Namespace) -> bool:
 
 
 def warm_fraction(args: argparse.Namespace) -> float:
-    """``--warm-fraction``, else :data:`WARM_FRACTION`."""
+    """``--warm-fraction``, else :data:`WARM_FRACTION_FIXED` under a fixed budget and :data:`WARM_FRACTION` under a rule."""
+    from .pipeline import effective_stop
+
     fraction = getattr(args, "warm_fraction", None)
-    return WARM_FRACTION if fraction is None else float(fraction)
+    if fraction is not None:
+        return float(fraction)
+    return WARM_FRACTION_FIXED if effective_stop(args) == "none" else WARM_FRACTION
 
 
 def warm_ceiling(args: argparse.Namespace, middle: dict[str, Any]) -> int:
-    """``--warm-iterations``, else ``--warm-fraction`` (:data:`WARM_FRACTION`) of the steps the middle slice took."""
+    """``--warm-iterations``, else :func:`warm_fraction` of the steps the middle slice took."""
     if args.warm_iterations is not None:
         return args.warm_iterations
     return max(1, int(int(middle["steps"]) * warm_fraction(args) + 1e-9))
