@@ -132,14 +132,10 @@ def patch_pca_sigma(y: torch.Tensor, patch: int = PATCH) -> float | None:
         patches = windows[::stride, ::stride].reshape(-1, dim)  # a regular subset on large images
         patches = patches - patches.mean(axis=0)
         eig = np.sort(np.linalg.eigvalsh(patches.T @ patches / len(patches)))[::-1]
-        variance = float(max(eig[-1], 0.0))
-        for start in range(dim):
-            tail = eig[start:]
-            tau = tail.mean()
-            if np.sum(tail > tau) == np.sum(tail < tau):
-                variance = float(max(tau, 0.0))
-                break
-        values.append(math.sqrt(variance))
+        # the last eigenvalue alone always qualifies (none above its mean, none below), so one is found
+        variance = next(tail.mean() for tail in (eig[start:] for start in range(dim))
+                        if np.sum(tail > tail.mean()) == np.sum(tail < tail.mean()))
+        values.append(math.sqrt(max(float(variance), 0.0)))
     return float(np.mean(values))
 
 
