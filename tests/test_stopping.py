@@ -144,6 +144,35 @@ def test_discrepancy_halts_the_run_at_its_decision(problem):
     assert result.history["discrepancy"][-1] <= 1.0 < max(result.history["discrepancy"])
 
 
+def _watch(rule, residuals: list[float]) -> SimpleNamespace:
+    """Feed ``rule`` estimates whose mean squared residual against y = 0 (identity operator) is ``residuals``."""
+    state = SimpleNamespace(iteration=0, iterations=len(residuals), physics=SimpleNamespace(A=lambda x: x),
+                            y=torch.zeros(1, 1, 2, 2), stop=False, stop_reason="")
+    rule.on_start(state)
+    for i, r in enumerate(residuals, start=1):
+        state.iteration, state.output = i, torch.full((1, 1, 2, 2), r**0.5)
+        rule.on_step(state)
+    return state
+
+
+def test_discrepancy_returns_the_nearest_iterate_when_the_level_is_never_reached():
+    # a run that fits towards the level, then turns unstable (as aSeqDIP on noise-free CT): the last iterate is
+    # the worst fit, the rule returns the one with the smallest residual
+    rule = Discrepancy(lambda state: state.output, sigma=1.0)
+    state = _watch(rule, [9.0, 4.0, 1.5, 1.2, 30.0, 50.0])
+    assert not state.stop and rule.stopped_at is None
+    image, iteration, label = rule.selection()
+    assert iteration == 4 and label == "discrepancy, smallest residual"
+    assert torch.allclose(image, torch.full((1, 1, 2, 2), 1.2**0.5))
+    resumed = Discrepancy(lambda state: state.output, sigma=1.0)
+    resumed.load_state_dict(rule.state_dict())
+    assert resumed.selection()[1] == 4
+    # once the level is reached the rule stops there, as before
+    reached = Discrepancy(lambda state: state.output, sigma=1.0)
+    state = _watch(reached, [9.0, 1.5, 0.8, 0.5])
+    assert state.stop and reached.selection()[1:] == (3, "discrepancy")
+
+
 def test_exponential_average_is_the_recursive_mean():
     average = ExponentialAverage(lambda state: state.output, decay=0.75)
     frames = [torch.full((1, 1, 2, 2), float(v)) for v in (4.0, 0.0, 8.0)]
