@@ -1,12 +1,13 @@
 """The tuning volume behind ``aseqdip volume``'s warm-start defaults, and the runs that chose them.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/volume_tuning.py OUT_FOLDER [--mix 1,0.5,0.25] [--cold] \\
-        [--run "NAME=--warm-mix 0.75 --warm-fraction 0.33" ...]
+        [--run "NAME=--warm-mix 0.75 --warm-fraction 0.33" ...] [--task-flags "--task mri --acceleration 4 --sigma 5"]
 
 No reported image is used. The volume is pydicom's MR_small (one real 64x64 MR slice, a tuning image of
 docs/auto.md) repeated 10 times, slice k zoomed by 1 + 0.02 (k - 4.5) and shifted by 0.4 (k - 4.5) pixels
 down the rows (cubic interpolation): neighbouring slices nearly the same image, as in a volume. Each run is
-``aseqdip volume --task denoise --sigma 25 --stop auto --precision fp32`` on it, with ``--warm-mix M``
+``aseqdip volume --task denoise --sigma 25 --stop auto --precision fp32`` on it (``--task-flags`` replaces
+``--task denoise --sigma 25``, e.g. with MRI's), with ``--warm-mix M``
 (or ``--cold``, or the volume options of each ``--run NAME=FLAGS``); the volume.json and slices.csv of each
 go to OUT_FOLDER/<variant>/, a summary line is printed (mean PSNR/SSIM, total steps, the warm ceiling and
 each slice's steps in slice order) and OUT_FOLDER/summary.json collects them. A variant whose volume.json
@@ -51,6 +52,8 @@ def main() -> None:
     p.add_argument("--cold", action="store_true", help="also the cold volume")
     p.add_argument("--run", action="append", default=[], metavar="NAME=FLAGS",
                    help="a variant NAME run with the volume options FLAGS (repeatable)")
+    p.add_argument("--task-flags", default="--task denoise --sigma 25",
+                   help="the task and its options, as aseqdip volume takes them (default: %(default)s)")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -67,7 +70,7 @@ def main() -> None:
     collected = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     for name, flags in variants.items():
         if not (out / name / "volume.json").exists():
-            argv = [sys.executable, "-m", "aseqdip.cli", "volume", "--task", "denoise", "--sigma", "25", "--input",
+            argv = [sys.executable, "-m", "aseqdip.cli", "volume", *shlex.split(args.task_flags), "--input",
                     str(volume), "--stop", "auto", "--precision", "fp32", "--seed", "0", "--no-progress",
                     "--out", str(out / name), *flags]
             subprocess.run(argv, env=env, check=True, capture_output=True)
