@@ -118,6 +118,25 @@ def test_auto_resolves_to_the_discrepancy_principle_on_the_estimate(problem):
     assert resolve("cs", rules.OutputRule(stop="auto"))[1].stop == "none"
 
 
+def test_auto_ramps_aseqdip_except_on_ct(problem):
+    """auto's ramp for aSeqDIP on denoising, none on CT (the API by operator, the CLI by task name);
+    an aSeqDIP run under auto on a CT operator records no ramp."""
+    import deepinv as dinv
+
+    from aseqdip.auto import method_settings, resolve
+    from aseqdip.physics.ct import equispaced_angles, tomography
+
+    assert resolve("aseqdip", rules.OutputRule(stop="auto"), problem.physics)[0] == {"ramp": 100}
+    ct = tomography(16, equispaced_angles(6))
+    assert isinstance(ct, dinv.physics.Tomography)
+    assert resolve("aseqdip", rules.OutputRule(stop="auto"), ct)[0] == {}
+    assert method_settings("aseqdip", task="ct") == {} and method_settings("aseqdip", task="mri") == {"ramp": 100}
+    y = ct.A(torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0)))
+    method = ASeqDIP(iterations=4, network=small_unet, precision="fp32", device="cpu")
+    result = rules.reconstruct(method, y, ct, rules.OutputRule(stop="auto", sigma=1.0))
+    assert result.info["stopping"]["auto"]["method"] == {}
+
+
 def test_run_without_stop_uses_auto(tmp_path):
     """No --stop: auto stops by the discrepancy principle on the estimated sigma, above the noisy input;
     --stop none keeps the fixed budget exactly."""

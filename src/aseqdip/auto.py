@@ -8,8 +8,9 @@ ground truth and stops there, with the budget (``--iterations``, default 4000) a
   level) with the noise level the user gives (``--sure-sigma``) or, by default, *estimated from the
   measurement* (``physics/noise_level.py``). It never reads the noise level of a simulation: a user
   with real data does not have it.
-* ramp (aSeqDIP only): Algorithm 1 at 3e-4 for its first 100 steps, then the paper's 1e-4, so that
-  the first steps are not spent climbing back to z_0. The fixed point is unchanged.
+* ramp (aSeqDIP only, not on CT): Algorithm 1 at 3e-4 for its first 100 steps, then the paper's 1e-4, so
+  that the first steps are not spent climbing back to z_0. The fixed point is unchanged. On CT it made
+  the runs less stable and did not raise their end point (:data:`NO_RAMP_PHYSICS`).
 
 ``auto`` is the default of ``aseqdip run``, ``reconstruct``, ``batch``, :func:`aseqdip.rules.reconstruct`
 and of calling a method as a deepinv model, ``x = model(y, physics)``; ``--stop none``
@@ -48,6 +49,14 @@ DISCREPANCY = OutputRule(stop="discrepancy", noise="estimate")
 # A rate of 1e-3 climbed sooner but lowered the peak by 0.5-4.7 dB on every task.
 ASEQDIP_RAMP: dict[str, float] = {"ramp": 100}  # at 3 x lr (ASeqDIP's default ramp rate): 3e-4 for the paper's lr
 
+# Operators on which auto leaves aSeqDIP's ramp off (deepinv class names; the ct task's operator is
+# deepinv's Tomography). Measured on tuning slices only, 64 px, 18 views, 4000 steps, sum-form lambda
+# (docs/auto.md, "The ramp on CT"): on CT_small the ramp ended 0.21 dB higher (34.07 against 33.86 dB) but
+# fell to 26.34 dB at step 3000 on the way, against a steady 33.12 without; on eCT_Supplemental it was
+# behind at every step (27.75 against 28.21 dB at 4000) and first beat FBP at step 940 against 580. On the
+# study's 693_UNCR (a report image, not tuned on) the ramped run collapsed after step 2974.
+NO_RAMP_PHYSICS: tuple[str, ...] = ("Tomography",)
+
 CHOICES: dict[str, AutoChoice] = {
     "aseqdip": AutoChoice(method=ASEQDIP_RAMP, rule=DISCREPANCY),
     "dip": AutoChoice(rule=DISCREPANCY),
@@ -66,8 +75,21 @@ def choice_for(method_name: str) -> AutoChoice:
     return CHOICES.get(method_name, AS_PUBLISHED)
 
 
-def resolve(method_name: str, rule: OutputRule) -> tuple[dict[str, Any], OutputRule]:
-    """(method keyword arguments, concrete rule) for a rule that may say ``stop="auto"``.
+def method_settings(method_name: str, physics: Any = None, task: str | None = None) -> dict[str, Any]:
+    """The method keyword arguments auto sets for ``method_name`` on this operator (or ``task``, by name).
+
+    The ramp is dropped on the operators of :data:`NO_RAMP_PHYSICS` (the ``ct`` task's).
+    """
+    settings = dict(choice_for(method_name).method)
+    on_ct = (task == "ct" if task is not None
+             else any(cls.__name__ in NO_RAMP_PHYSICS for cls in type(physics).__mro__))
+    if on_ct:
+        settings.pop("ramp", None)
+    return settings
+
+
+def resolve(method_name: str, rule: OutputRule, physics: Any = None) -> tuple[dict[str, Any], OutputRule]:
+    """(method keyword arguments, concrete rule) for a rule that may say ``stop="auto"``, on ``physics``.
 
     The user's own rule settings (``sigma``, ``tau``, ``ema``, ``observe``, ``every``) carry over onto the
     auto rule; a concrete ``stop`` is returned unchanged with no method settings.
@@ -81,7 +103,7 @@ def resolve(method_name: str, rule: OutputRule) -> tuple[dict[str, Any], OutputR
     concrete = dataclasses.replace(chosen.rule, **carried)
     if concrete.sigma is not None:
         concrete = dataclasses.replace(concrete, noise="estimate")  # a given sigma wins over both sources
-    return dict(chosen.method), concrete
+    return method_settings(method_name, physics), concrete
 
 
 def apply_to(method: Any, settings: dict[str, Any]) -> Any:

@@ -75,9 +75,9 @@ def make_method(args: argparse.Namespace, task_cls: type) -> Any:
     for key in rule_owned(args):  # options a stopping rule uses when the method has no such setting
         options[key] = None
     if getattr(args, "stop", "none") == "auto" and options.get("ramp") is None and options.get("warmup") is None:
-        from .auto import choice_for
+        from .auto import method_settings
 
-        options.update(choice_for(args.method).method)  # auto's ramp, where the user did not set one
+        options.update(method_settings(args.method, task=args.task))  # auto's ramp, where the user set none
     return build_method(args.method, options, task_cls.method_defaults.get(args.method), warn=warn)
 
 

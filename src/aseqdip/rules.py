@@ -249,7 +249,7 @@ def reconstruct(method: Any, y: torch.Tensor, physics: Any, rule: OutputRule | N
     rule = OutputRule(stop=DEFAULT_STOP) if rule is None else rule
     auto_record = None
     if rule.stop == "auto":
-        auto_settings, rule = resolve(method.name, rule)
+        auto_settings, rule = resolve(method.name, rule, physics)
         auto_record = {"method": auto_settings}
         rule, fallback = _auto_without_noise_level(rule, method, physics, y, noise_hint)
         if fallback:
