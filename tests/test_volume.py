@@ -228,7 +228,7 @@ def test_dicom_series_output_read_back_with_geometry_and_hu(tmp_path):
         rows = list(csv.DictReader(f))
     assert [int(r["index"]) for r in rows] == [0, 1, 2, 3]
     assert [r["start"] for r in rows].count("cold") == 1
-    assert {r["steps"] for r in rows if r["start"] == "warm"} == {"1"}  # a quarter of the middle slice's 4 steps
+    assert {r["steps"] for r in rows if r["start"] == "warm"} == {"4"}  # the middle slice's 4 steps, its ceiling
     assert all(float(r["psnr"]) > 0 for r in rows)
 
 
@@ -449,5 +449,5 @@ def test_a_fixed_budget_gives_warm_slices_a_fifth_so_ten_slices_cost_under_three
         return warm_ceiling(args, {"steps": 4000})
 
     assert ceiling("none") == 800 and 4000 + 9 * ceiling("none") < 3 * 4000
-    assert ceiling("auto") == 1000  # under a rule, a cap the rule mostly stops before (a quarter)
+    assert ceiling("auto") == 4000  # under a rule, the cold middle slice's steps: a cap the rule mostly stops before
     assert ceiling("none", warm_fraction=0.5) == 2000

@@ -177,11 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     vol.add_argument("--size", type=int, default=None, help="centre-crop every slice to a square, resize to SIZE")
     vol.add_argument("--cold", action="store_true", help="reconstruct every slice from random weights (no warm start)")
     vol.add_argument("--warm-iterations", type=int, default=None,
-                     help="ceiling of a warm-started slice (default a quarter of the steps the middle slice took "
-                          "under a stopping rule; a fifth of --iterations under a fixed budget, --stop none)")
+                     help="ceiling of a warm-started slice (default all the steps the middle slice took under a "
+                          "stopping rule; a fifth of --iterations under a fixed budget, --stop none)")
     vol.add_argument("--warm-fraction", type=float, default=None,
                      help="ceiling of a warm-started slice as a fraction of the steps the middle slice took "
-                          "(default 0.25 under a stopping rule, 0.2 under a fixed budget)")
+                          "(default 1 under a stopping rule, 0.2 under a fixed budget)")
     vol.add_argument("--warm-ramp", action="store_true",
                      help="aSeqDIP: keep the ramp (--stop auto's 100 steps at 3 x lr) on warm-started slices too "
                           "(default: only the middle slice has it; the others start from a fitted network)")
