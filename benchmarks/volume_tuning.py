@@ -73,7 +73,9 @@ def main() -> None:
             argv = [sys.executable, "-m", "aseqdip.cli", "volume", *shlex.split(args.task_flags), "--input",
                     str(volume), "--stop", "auto", "--precision", "fp32", "--seed", "0", "--no-progress",
                     "--out", str(out / name), *flags]
-            subprocess.run(argv, env=env, check=True, capture_output=True)
+            done = subprocess.run(argv, env=env, capture_output=True, text=True)
+            if done.returncode:
+                sys.exit(f"{name}: aseqdip volume failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
         s = json.loads((out / name / "volume.json").read_text())
         with open(out / name / "slices.csv", newline="") as f:
             rows = sorted(csv.DictReader(f), key=lambda r: int(r["index"]))
