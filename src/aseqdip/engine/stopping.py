@@ -224,10 +224,9 @@ class Discrepancy(Callback):
 
     If the residual never gets down to the level (noise-free data, a noise level estimated too low), the
     rule returns the iterate that came nearest to it, the one with the smallest residual since it armed,
-    labelled ``"<label>, smallest residual"``. Before, it returned the last iterate. Both are the same while
-    the fit keeps improving. They differ when a run turns unstable late: on the study's CT rows aSeqDIP's
-    loss rose 300-fold after step 2974, and the last iterate lay 16 dB below the best. Keeping the
-    smallest-residual iterate costs one image copy per new minimum.
+    labelled ``"<label>, smallest residual"``, rather than the last one. The two are the same while the fit
+    keeps improving; they differ when a run turns unstable late (aSeqDIP on noise-free CT: loss up 300-fold
+    after step 2974, the last iterate 16 dB below the best). It costs one image copy per new minimum.
     """
 
     name = "discrepancy"
@@ -278,7 +277,6 @@ class Discrepancy(Callback):
         if ratio > self.tau:
             self.armed = True
             if ratio < self.nearest_ratio:
-                self._nearest = _on(self._nearest, x.device)
                 self.nearest_ratio, self.nearest_iteration, self._nearest = ratio, state.iteration, x.clone()
         elif self.armed:
             self.stopped_at = state.iteration
