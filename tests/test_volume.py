@@ -451,3 +451,31 @@ def test_a_fixed_budget_gives_warm_slices_a_fifth_so_ten_slices_cost_under_three
     assert ceiling("none") == 800 and 4000 + 9 * ceiling("none") < 3 * 4000
     assert ceiling("auto") == 4000  # under a rule, the cold middle slice's steps: a cap the rule mostly stops before
     assert ceiling("none", warm_fraction=0.5) == 2000
+
+
+def test_warm_input_can_take_this_slices_own_measurements():
+    """consistent=True: the neighbour's estimate becomes z_0 with this slice's sampled k-space put back, so
+    z_0 agrees with this slice's y and keeps the neighbour's unsampled lines; an operator without a
+    data-consistency step (denoising) keeps the neighbour's estimate as it is."""
+    from types import SimpleNamespace
+
+    import deepinv as dinv
+    import torch
+
+    from aseqdip.engine.warm import WarmStart, Weights
+
+    g = torch.Generator().manual_seed(0)
+    mask = (torch.rand(1, 1, 16, 16, generator=g) > 0.6).float()
+    mri = dinv.physics.MRI(mask=mask, img_size=(1, 2, 16, 16))
+    unsampled = dinv.physics.MRI(mask=1 - mask, img_size=(1, 2, 16, 16))
+    truth, neighbour = torch.rand(1, 2, 16, 16, generator=g), torch.rand(1, 2, 16, 16, generator=g)
+    net = torch.nn.Linear(3, 2)
+    for physics, y in ((mri, mri.A(truth)), (dinv.physics.Denoising(), truth)):
+        state = SimpleNamespace(net=net, optimizers=[], iteration=0, z=torch.zeros_like(truth), physics=physics, y=y)
+        WarmStart(Weights(network=net.state_dict(), input=neighbour), input=True, consistent=True).on_start(state)
+        if physics is mri:
+            assert (mri.A(neighbour) - y).abs().max() > 0.1  # the neighbour's estimate disagrees with this y
+            torch.testing.assert_close(mri.A(state.z), y, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(unsampled.A(state.z), unsampled.A(neighbour), atol=1e-5, rtol=1e-5)
+        else:
+            torch.testing.assert_close(state.z, neighbour)

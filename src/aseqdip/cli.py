@@ -189,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a warm-started slice starts its network input from the neighbour's final one (aSeqDIP: "
                           "the neighbour's estimate as its z_0; the default); --no-warm-input: its own first "
                           "estimate (y or A^H y)")
+    vol.add_argument("--warm-input-dc", action=argparse.BooleanOptionalAction, default=None,
+                     help="MRI: put the slice's own sampled k-space lines into the neighbour's estimate before it "
+                          "becomes the warm slice's z_0 (the operator's data-consistency step)")
     vol.add_argument("--warm-optimizer", action="store_true",
                      help="carry Adam's moments to the next slice too (default: the weights only)")
     vol.add_argument("--warm-mix", type=float, default=None,

@@ -6,7 +6,8 @@ far better start for the next than random weights and the slice's own first esti
 auto``, aSeqDIP's ramp too); then the walk goes outwards, alternately up and down, and each slice starts
 from its neighbour's final weights (:class:`aseqdip.engine.warm.WarmStart`; Adam's moments too with
 ``--warm-optimizer``; shrunk towards its own random initialisation with ``--warm-mix`` < 1) and from its
-neighbour's final estimate as its input z_0 (``--no-warm-input``: its own first estimate, y or A^H y),
+neighbour's final estimate as its input z_0 (``--no-warm-input``: its own first estimate, y or A^H y;
+``--warm-input-dc``: with the slice's own sampled k-space put back, for MRI),
 with its own stopping rule and a smaller ceiling: ``--warm-iterations``, by default a fraction of the steps
 the middle slice took (``--warm-fraction``): all of what the rule needed under a stopping rule (no warm
 slice runs longer than the cold one did; :data:`WARM_FRACTION`), a fifth of ``--iterations`` under the
@@ -74,7 +75,12 @@ VOLUME_TASKS = ("mri", "ct", "denoise")
 #   10-slice volume under the 3 cold slices issue 19 allows (2.8; a quarter would be 3.25). It is not a
 #   quality choice: warm slices start from a fitted network and z_0, and on emri_small's denoising a warm
 #   slice's oracle best came within its first 50 steps (benchmarks/results/volume-warm/).
+# * WARM_INPUT_DC: on the MRI pseudo-volume (4x, sigma 5) the neighbour's estimate with this slice's sampled
+#   k-space put back gave 26.63 dB against 26.51, at 0.23 of cold's steps against 0.21: no speed, so off.
+#   Carrying Adam's moments (--warm-optimizer) lost 1.47 dB there (tuning-mr-small-pseudo.md, "what a warm
+#   slice starts from").
 WARM_INPUT = True
+WARM_INPUT_DC = False
 WARM_MIX = 1.0
 WARM_FRACTION = 1.0
 WARM_FRACTION_FIXED = 0.2
@@ -350,9 +356,14 @@ def check_options(args: argparse.Namespace, method: Any) -> None:
         raise UserInputError("give --warm-iterations (steps) or --warm-fraction (of the middle slice's steps), not both")
     if args.cold and (args.warm_iterations is not None or args.warm_optimizer or args.warm_mix is not None
                       or fraction is not None or getattr(args, "warm_ramp", False)
-                      or getattr(args, "warm_input", None) is not None):
+                      or getattr(args, "warm_input", None) is not None
+                      or getattr(args, "warm_input_dc", None) is not None):
         raise UserInputError("--cold reconstructs every slice from random weights: --warm-iterations, "
-                             "--warm-fraction, --warm-optimizer, --warm-mix, --warm-ramp and --warm-input do not apply")
+                             "--warm-fraction, --warm-optimizer, --warm-mix, --warm-ramp and --warm-input(-dc) do not apply")
+
+
+    if getattr(args, "warm_input_dc", None) and getattr(args, "warm_input", None) is False:
+        raise UserInputError("--warm-input-dc corrects the neighbour's estimate used as z_0: it needs --warm-input")
 
 
 def warm_mix(args: argparse.Namespace) -> float:
@@ -364,6 +375,12 @@ def warm_input(args: argparse.Namespace) -> bool:
     """``--warm-input`` / ``--no-warm-input``, else :data:`WARM_INPUT`."""
     given = getattr(args, "warm_input", None)
     return WARM_INPUT if given is None else bool(given)
+
+
+def warm_input_dc(args: argparse.Namespace) -> bool:
+    """``--warm-input-dc`` / ``--no-warm-input-dc``, else :data:`WARM_INPUT_DC`."""
+    given = getattr(args, "warm_input_dc", None)
+    return WARM_INPUT_DC if given is None else bool(given)
 
 
 def warm_fraction(args: argparse.Namespace) -> float:
@@ -429,7 +446,7 @@ def run_volume(args: argparse.Namespace, on_slice: Callable[[dict[str, Any]], No
             if neighbour is not None:
                 start_from = kept.get(neighbour) or work.weights(neighbour)
             warm = WarmStart(start_from, optimizer=bool(args.warm_optimizer), mix=warm_mix(args),
-                             input=warm_input(args))
+                             input=warm_input(args), consistent=warm_input_dc(args))
             chosen = method if neighbour is None else warm_method(method, warm_iterations,
                                                                   ramp=bool(getattr(args, "warm_ramp", False)))
             began = time.perf_counter()
@@ -491,6 +508,7 @@ def summarise(args: argparse.Namespace, full: Volume, volume: Volume, span: tupl
         "warm_mix": None if args.cold else warm_mix(args),
         "warm_ramp": None if args.cold else bool(getattr(args, "warm_ramp", False)),
         "warm_input": None if args.cold else warm_input(args),
+        "warm_input_dc": None if args.cold else warm_input_dc(args),
         "stop": args.stop, "mean_psnr": _mean(records, "psnr"), "mean_ssim": _mean(records, "ssim"),
         "mean_psnr_measurement": _mean(records, "psnr_measurement"),
         "mean_psnr_oracle_best": _mean(records, "psnr_oracle_best"),

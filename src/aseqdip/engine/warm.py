@@ -12,7 +12,10 @@ never the learning rate or other settings of the receiving run (its own warm-up 
 ``mix < 1`` starts from ``mix * neighbour + (1 - mix) * own random weights`` (floating-point tensors; the
 shrink of Ash & Adams, "On Warm-Starting Neural Network Training", NeurIPS 2020, with the run's own
 initialisation as the perturbation). ``input=True`` also starts the network's input from the other run's
-final input (aSeqDIP: its final estimate z_K, in place of the run's own z_0 = y or A^H y).
+final input (aSeqDIP: its final estimate z_K, in place of the run's own z_0 = y or A^H y);
+``consistent=True`` then passes that input through the operator's data-consistency step with this run's own
+measurements (MRI: the neighbour's estimate with this slice's sampled k-space lines put back), where the
+operator has one (:mod:`aseqdip.physics.consistency`); elsewhere the input stays the neighbour's.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 import torch
 
+from ..physics.consistency import data_consistent, has_data_consistency
 from .callbacks import Callback
 from .state import LoopState
 
@@ -62,13 +66,14 @@ class WarmStart(Callback):
     """
 
     def __init__(self, start: Weights | None = None, optimizer: bool = False, mix: float = 1.0,
-                 input: bool = False) -> None:
+                 input: bool = False, consistent: bool = False) -> None:
         if not 0.0 <= mix <= 1.0:
             raise ValueError(f"the warm-start mix must lie in [0, 1], got {mix}")
         self.start = start
         self.optimizer = optimizer
         self.mix = mix
         self.input = input
+        self.consistent = consistent
         self.final: Weights | None = None
 
     def on_start(self, state: LoopState) -> None:
@@ -88,6 +93,9 @@ class WarmStart(Callback):
                 opt.load_state_dict(own)
         if self.input and self.start.input is not None and self.start.input.shape == state.z.shape:
             state.z = self.start.input.to(device=state.z.device, dtype=state.z.dtype)
+            if self.consistent and has_data_consistency(state.physics):
+                with torch.no_grad():
+                    state.z = data_consistent(state.physics, state.z, state.y)
 
     def on_end(self, state: LoopState) -> None:
         optimizers = [_cpu(opt.state_dict()) for opt in state.optimizers] if self.optimizer else None
