@@ -1,6 +1,7 @@
-"""Warm against cold start on a real volume: pydicom-data's multi-frame MR ``emri_small.dcm`` (10 frames, 64x64).
+"""Warm against cold start on a real volume that ships in an installed package.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/volume_warm.py NAME [--variants cold,warm,warm-opt] \\
+        [--data emri_small|example4d] \\
         -- --task mri --acceleration 4 --stop auto --precision fp32 ...
     python benchmarks/volume_warm.py NAME --table   # rewrite NAME.md and the criteria from NAME.json
 
@@ -15,6 +16,12 @@ Variants already in ``NAME.json`` (same options) are kept, so they can be measur
 ``--work DIR`` keeps each variant's volume folder in DIR and passes ``--resume``: a variant killed at
 the end of a session continues at the slice it was on when the same command is run again.
 A variant ``warm-fX`` is the default warm start with ``--warm-fraction X``.
+
+The volumes (``--data``): ``emri_small`` (the default), pydicom-data's enhanced multi-frame MR
+``emri_small.dcm``, 10 frames of 64x64 whose neighbours differ by about 21 dB PSNR; ``example4d``,
+nibabel's test EPI ``example4d.nii.gz`` (128x96x24, 2.2 mm slices, the first of its two time points, written
+as a 3-D NIfTI with its affine), whose neighbours differ by about 28 dB, as in a typical MR series; pass
+``--slices 10`` to take its 10 middle slices.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results" / "volume-warm"
 FLAGS = {"cold": ["--cold"], "warm": [], "warm-opt": ["--warm-optimizer"], "warm-mix1": ["--warm-mix", "1"],
@@ -56,11 +65,30 @@ def variant_flags(variant: str) -> list[str] | None:
     return FLAGS.get(variant)
 
 
-def run_variant(variant: str, options: list[str], where: Path, resume: bool = False) -> dict[str, Any]:
-    from pydicom.data import get_testdata_file
+DATA = {"emri_small": "pydicom-data's `emri_small.dcm` (10 frames, 64x64 MR)",
+        "example4d": "nibabel's `tests/data/example4d.nii.gz` (EPI, 128x96x24, 2.2 mm slices; time point 0)"}
 
+
+def volume_file(data: str, where: Path) -> str:
+    """The input file of ``--data``: a package's own file, or (example4d) its first time point as 3-D NIfTI."""
+    if data == "emri_small":
+        from pydicom.data import get_testdata_file
+
+        return get_testdata_file("emri_small.dcm")
+    import nibabel as nib
+
+    source = Path(nib.__file__).parent / "tests" / "data" / "example4d.nii.gz"
+    image = nib.load(source)
+    target = where / "example4d-t0.nii.gz"
+    if not target.exists():
+        nib.save(nib.Nifti1Image(np.asarray(image.dataobj)[..., 0], image.affine), target)
+    return str(target)
+
+
+def run_variant(variant: str, options: list[str], where: Path, resume: bool = False,
+                data: str = "emri_small") -> dict[str, Any]:
     out = where / variant
-    argv = [sys.executable, "-m", "aseqdip.cli", "volume", "--input", get_testdata_file("emri_small.dcm"),
+    argv = [sys.executable, "-m", "aseqdip.cli", "volume", "--input", volume_file(data, where),
             "--out", str(out), "--no-progress", *options, *variant_flags(variant), *(["--resume"] if resume else [])]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
@@ -75,7 +103,7 @@ def run_variant(variant: str, options: list[str], where: Path, resume: bool = Fa
 def table(name: str, result: dict[str, Any]) -> str:
     """The markdown page: per-slice rows of every variant, the means, and the criteria against cold."""
     lines = [f"# Volume warm start: {name}", "", f"CPU: {result['cpu']}, one torch thread; {result['date']}.",
-             f"Options: `{' '.join(result['options'])}` on pydicom-data's `emri_small.dcm` (10 frames, 64x64 MR).",
+             f"Options: `{' '.join(result['options'])}` on {DATA[result.get('data', 'emri_small')]}.",
              "PSNR/SSIM: the returned image's, against the slice as read (the simulation's ground truth). "
              "Oracle best: the best PSNR along the run, found with the ground truth (no user has it).", "",
              "| variant | slice | start | steps | seconds | rule / stop | PSNR | SSIM | oracle best (@step) |",
@@ -131,6 +159,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("name")
     p.add_argument("--variants", default="cold,warm,warm-opt")
+    p.add_argument("--data", choices=sorted(DATA), default="emri_small", help="the volume (default: %(default)s)")
     p.add_argument("--table", action="store_true", help="only rewrite NAME.md (and the criteria) from NAME.json")
     p.add_argument("--work", type=Path, default=None,
                    help="keep the volumes here and resume an interrupted variant (default: a temporary folder)")
@@ -151,12 +180,12 @@ def main() -> None:
         p.error(f"unknown variants {unknown}; choose from {sorted(FLAGS)}")
     result: dict[str, Any] = {"name": args.name, "cpu": cpu_name(), "torch_threads": 1,
                               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                              "options": options, "variants": {}}
+                              "options": options, "data": args.data, "variants": {}}
     RESULTS.mkdir(parents=True, exist_ok=True)
     earlier = RESULTS / f"{args.name}.json"
     if earlier.exists():  # variants measured before under this name, with the same options, are kept
         saved = json.loads(earlier.read_text())
-        if saved.get("options") != options:
+        if saved.get("options") != options or saved.get("data", "emri_small") != args.data:
             p.error(f"{earlier} was measured with other options ({' '.join(saved.get('options', []))}); "
                     f"choose another name")
         result["variants"] = {k: v for k, v in saved["variants"].items() if k not in variants}
@@ -164,7 +193,8 @@ def main() -> None:
         where = args.work or Path(tmp)
         where.mkdir(parents=True, exist_ok=True)
         for variant in variants:
-            result["variants"][variant] = run_variant(variant, options, where, resume=args.work is not None)
+            result["variants"][variant] = run_variant(variant, options, where, resume=args.work is not None,
+                                                   data=args.data)
             print(f"{variant}: {result['variants'][variant]['printed'].splitlines()[-1]}", flush=True)
             (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")  # partial rows kept
     if "cold" in result["variants"]:
