@@ -138,6 +138,10 @@ def read_nifti(path: Path) -> Volume:
         raise UserInputError(f"{path}: complex NIfTI data is not supported")
     if raw.ndim == 4 and raw.shape[-1] == 1:
         raw = raw[..., 0]
+    if raw.ndim == 4:  # time points, echoes, diffusion directions: which one is the user's to say
+        raise UserInputError(f"{path}: a 4-D NIfTI of shape {raw.shape} ({raw.shape[3]} volumes, e.g. time points); "
+                             f"save the one to reconstruct as a 3-D file, e.g. nibabel.save(nibabel.Nifti1Image("
+                             f"img.get_fdata()[..., 0], img.affine), 'volume0.nii.gz')")
     if raw.ndim != 3:
         what = "a 2-D image" if raw.ndim == 2 else f"data of shape {raw.shape}"
         raise UserInputError(f"{path}: {what}, not a 3-D volume (X, Y, Z)")
