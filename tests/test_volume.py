@@ -184,6 +184,8 @@ def test_nifti_input_keeps_its_affine(tmp_path):
     assert vol.data.shape == (3, 16, 16)
     np.testing.assert_allclose(vol.data, np.load(out / "volume.npy"), rtol=1e-6)
     assert not work_folder(out).exists()
+    with open(out / "slices.csv", newline="") as f:  # auto's rule: the noise level each slice's rule used
+        assert all(r["noise_source"] == "estimate" and float(r["noise_sigma"]) > 0 for r in csv.DictReader(f))
     # a slab: slices 1 and 2 only, its own middle cold, placed where they lie in the whole volume
     slab = tmp_path / "slab"
     assert main(["volume", "--task", "denoise", "--input", str(tmp_path / "in.nii.gz"), "--out", str(slab),

@@ -259,6 +259,9 @@ def slice_record(k: int, order: int, neighbour: int | None, result: Reconstructi
                               "iteration_returned": result.iteration_returned, "seconds": round(result.seconds, 3),
                               "wall_seconds": round(wall, 3), "rule": result.rule,
                               "stop_reason": result.info.get("stop_reason", "") or "budget"}
+    noise = result.info.get("noise")
+    if noise:  # the level the slice's rule compared its residual with, and where it came from
+        record.update(noise_sigma=noise["sigma"], noise_source=noise["source"])
     if problem.x_true is not None:
         scores = problem.metrics(result.image)
         record.update(psnr=round(scores["psnr"], 4), ssim=round(scores["ssim"], 5),

@@ -134,7 +134,7 @@ def write_montage(path: Path, images: np.ndarray) -> None:
 
 
 SLICE_COLUMNS = ("index", "order", "start", "warm_from", "steps", "iteration_returned", "seconds", "wall_seconds",
-                 "rule", "stop_reason", "psnr", "ssim", "psnr_measurement", "psnr_oracle_best",
+                 "rule", "stop_reason", "noise_sigma", "noise_source", "psnr", "ssim", "psnr_measurement", "psnr_oracle_best",
                  "iteration_oracle_best")
 
 
