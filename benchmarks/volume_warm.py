@@ -186,7 +186,8 @@ def main() -> None:
     if earlier.exists():  # variants measured before under this name, with the same options, are kept
         saved = json.loads(earlier.read_text())
         if saved.get("options") != options or saved.get("data", "emri_small") != args.data:
-            p.error(f"{earlier} was measured with other options ({' '.join(saved.get('options', []))}); "
+            p.error(f"{earlier} was measured with other options ({' '.join(saved.get('options', []))}) or "
+                    f"--data ({saved.get('data', 'emri_small')}); "
                     f"choose another name")
         result["variants"] = {k: v for k, v in saved["variants"].items() if k not in variants}
     with tempfile.TemporaryDirectory() as tmp:

@@ -363,8 +363,6 @@ def check_options(args: argparse.Namespace, method: Any) -> None:
                       or getattr(args, "warm_input_dc", None) is not None):
         raise UserInputError("--cold reconstructs every slice from random weights: --warm-iterations, "
                              "--warm-fraction, --warm-optimizer, --warm-mix, --warm-ramp and --warm-input(-dc) do not apply")
-
-
     if getattr(args, "warm_input_dc", None) and getattr(args, "warm_input", None) is False:
         raise UserInputError("--warm-input-dc corrects the neighbour's estimate used as z_0: it needs --warm-input")
 
@@ -374,16 +372,20 @@ def warm_mix(args: argparse.Namespace) -> float:
     return WARM_MIX if args.warm_mix is None else float(args.warm_mix)
 
 
+def _switch(args: argparse.Namespace, name: str, default: bool) -> bool:
+    """A ``--NAME`` / ``--no-NAME`` option as given, else ``default``."""
+    given = getattr(args, name, None)
+    return default if given is None else bool(given)
+
+
 def warm_input(args: argparse.Namespace) -> bool:
     """``--warm-input`` / ``--no-warm-input``, else :data:`WARM_INPUT`."""
-    given = getattr(args, "warm_input", None)
-    return WARM_INPUT if given is None else bool(given)
+    return _switch(args, "warm_input", WARM_INPUT)
 
 
 def warm_input_dc(args: argparse.Namespace) -> bool:
     """``--warm-input-dc`` / ``--no-warm-input-dc``, else :data:`WARM_INPUT_DC`."""
-    given = getattr(args, "warm_input_dc", None)
-    return WARM_INPUT_DC if given is None else bool(given)
+    return _switch(args, "warm_input_dc", WARM_INPUT_DC)
 
 
 def warm_fraction(args: argparse.Namespace) -> float:

@@ -134,8 +134,8 @@ def write_montage(path: Path, images: np.ndarray) -> None:
 
 
 SLICE_COLUMNS = ("index", "order", "start", "warm_from", "steps", "iteration_returned", "seconds", "wall_seconds",
-                 "rule", "stop_reason", "noise_sigma", "noise_source", "psnr", "ssim", "psnr_measurement", "psnr_oracle_best",
-                 "iteration_oracle_best")
+                 "rule", "stop_reason", "noise_sigma", "noise_source", "psnr", "ssim", "psnr_measurement",
+                 "psnr_oracle_best", "iteration_oracle_best")
 
 
 def write_slices_csv(path: Path, records: Sequence[dict[str, Any]]) -> None:
