@@ -155,6 +155,15 @@ def criteria(variants: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def keep_others(result: dict[str, Any], earlier: Path, variants: list[str]) -> None:
+    """Add the variants another process has written under this name meanwhile (warm and cold can run at once)."""
+    if earlier.exists():
+        saved = json.loads(earlier.read_text())
+        for k, v in saved["variants"].items():
+            if k not in variants:
+                result["variants"].setdefault(k, v)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("name")
@@ -197,7 +206,9 @@ def main() -> None:
             result["variants"][variant] = run_variant(variant, options, where, resume=args.work is not None,
                                                    data=args.data)
             print(f"{variant}: {result['variants'][variant]['printed'].splitlines()[-1]}", flush=True)
+            keep_others(result, earlier, variants)
             (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")  # partial rows kept
+    keep_others(result, earlier, variants)
     if "cold" in result["variants"]:
         result["criteria"] = criteria(result["variants"])
     (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")

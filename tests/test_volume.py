@@ -197,6 +197,33 @@ def test_nifti_input_keeps_its_affine(tmp_path):
         assert [(r["index"], r["start"]) for r in csv.DictReader(f)] == [("1", "cold"), ("2", "warm")]
 
 
+def test_slices_share_the_median_of_their_noise_estimates(tmp_path):
+    """Under auto's discrepancy rule every slice uses one level, the median of the slices' own estimates."""
+    rng = np.random.default_rng(2)
+    smooth = np.cumsum(np.cumsum(rng.random((5, 16, 16)), axis=1), axis=2).astype(np.float32)
+    np.save(tmp_path / "in.npy", smooth)
+
+    def used(name: str, *extra: str, source: str = "estimate") -> list[float]:
+        out = tmp_path / name
+        assert main(["volume", "--task", "denoise", "--input", str(tmp_path / "in.npy"), "--out", str(out),
+                     "--iterations", "4", "--no-progress", "--precision", "fp32", "--sigma", "40", *extra]) == 0
+        with open(out / "slices.csv", newline="") as f:
+            rows = sorted(csv.DictReader(f), key=lambda r: int(r["index"]))
+        assert all(r["noise_source"] == source for r in rows)
+        return [float(r["noise_sigma"]) for r in rows]
+
+    own = used("own", "--no-shared-noise")
+    shared = used("shared")
+    assert len(set(own)) == 5  # each slice's own noise, own estimate
+    assert shared == [pytest.approx(float(np.median(own)), rel=1e-5)] * 5
+    summary = json.loads((tmp_path / "shared" / "volume.json").read_text())
+    assert sorted(summary["shared_noise"]["slices"].values()) == pytest.approx(sorted(own), rel=1e-5)
+    assert "median over 5 slices" in summary["shared_noise"]["how"]
+    given = used("given", "--sure-sigma", "40", source="given")  # a level the user gives is used as given, by every slice
+    assert json.loads((tmp_path / "given" / "volume.json").read_text())["shared_noise"] is None
+    assert given == [pytest.approx(40 / 255)] * 5
+
+
 def test_dicom_series_output_read_back_with_geometry_and_hu(tmp_path):
     write_series(tmp_path / "series", 4)
     source = read_volume(tmp_path / "series")

@@ -192,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     vol.add_argument("--warm-input-dc", action=argparse.BooleanOptionalAction, default=None,
                      help="MRI: put the slice's own sampled k-space lines into the neighbour's estimate before it "
                           "becomes the warm slice's z_0 (the operator's data-consistency step)")
+    vol.add_argument("--shared-noise", action=argparse.BooleanOptionalAction, default=None,
+                     help="when the rule estimates the noise level, use one for the whole volume, the median of "
+                          "its slices' estimates (default for mri and denoise); --no-shared-noise: each slice's own")
     vol.add_argument("--warm-optimizer", action="store_true",
                      help="carry Adam's moments to the next slice too (default: the weights only)")
     vol.add_argument("--warm-mix", type=float, default=None,

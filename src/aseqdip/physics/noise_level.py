@@ -29,6 +29,9 @@ entry, in the units of y. :func:`noise_level` resolves it and says where it came
     of the truth), the delta-method model Var p_i = exp(k p_i) / (k^2 I0) averaged over the rays; without
     it, MAD of the second difference along the detector, where a sinogram is smooth.
 
+A volume's slices share one estimate (``aseqdip volume``): the median of the slices' own estimates,
+passed in the ``hint`` as ``shared_noise`` and still reported as an ``estimate``.
+
 The MAD of a zero-mean Gaussian is 0.6745 sigma, and the median ignores the minority of entries where
 the signal leaks in (edges), which is why these estimates are robust to image content.
 """
@@ -91,6 +94,9 @@ def noise_level(physics: Any, y: torch.Tensor, *, given: float | None = None, pr
         sigma = model_sigma(physics)
         if sigma is not None:
             return NoiseLevel(sigma, "model", "the physics' Gaussian noise model")
+    shared = (hint or {}).get("shared_noise")
+    if shared:  # one estimate for every slice of a volume (aseqdip volume: the median of its slices' estimates)
+        return NoiseLevel(float(shared["sigma"]), "estimate", str(shared["how"]))
     with torch.no_grad():
         sigma, how = estimate_noise(getattr(physics, "inner", physics), y.detach(), hint or {})
     return NoiseLevel(float(sigma), "estimate", how)
