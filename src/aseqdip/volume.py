@@ -85,7 +85,10 @@ VOLUME_TASKS = ("mri", "ct", "denoise")
 #   read 0.957-1.021 of the realised noise over example4d's 10 middle slices and 0.980-1.102 over
 #   emri_small's 10 (the realised noise itself varies by under 1.5%); the slices read low were the ones
 #   whose cold run went on past its oracle peak (example4d slices 7, 8, 14: 1480-1900 steps, peaks at
-#   560-760). So every slice uses the median of up to SHARED_NOISE_SLICES slices' estimates. Not for CT:
+#   560-760). So every slice uses the median of up to SHARED_NOISE_SLICES slices' estimates. Measured
+#   after the choice (benchmarks/results/volume-warm/*-shared-noise.md): MRI warm +0.09 and +0.61 dB, cold
+#   +0.18 and +0.67 dB, fewer steps; denoising -0.04 (warm) and -0.16 dB (cold), its estimator reading
+#   high on every slice. It follows from the estimator's accuracy, not from a tuned threshold. Not for CT:
 #   post-log noise grows with a ray's attenuation, so it differs from slice to slice.
 SHARED_NOISE = True
 SHARED_NOISE_SLICES = 16
