@@ -359,7 +359,8 @@ def test_volume_options_refused(tmp_path, capsys):
                          (["--task", "denoise", "--cold", "--warm-ramp"], "--cold"),
                          (["--task", "denoise", "--cold", "--no-warm-input"], "--cold"),
                          (["--task", "denoise", "--warm-fraction", "1.5"], "--warm-fraction"),
-                         (["--task", "denoise", "--warm-fraction", "0.3", "--warm-iterations", "3"], "not both")):
+                         (["--task", "denoise", "--warm-fraction", "0.3", "--warm-iterations", "3"], "not both"),
+                         (["--task", "ct", "--shared-noise"], "differs from slice to slice")):
         before = _files(tmp_path)
         rc = main(["volume", "--input", emri, "--out", str(tmp_path / "o"), "--size", "16", "--no-progress", *extra])
         assert rc == EXIT_USAGE, extra

@@ -413,6 +413,9 @@ def check_options(args: argparse.Namespace, method: Any) -> None:
                       or getattr(args, "warm_input_dc", None) is not None):
         raise UserInputError("--cold reconstructs every slice from random weights: --warm-iterations, "
                              "--warm-fraction, --warm-optimizer, --warm-mix, --warm-ramp and --warm-input(-dc) do not apply")
+    if args.task == "ct" and getattr(args, "shared_noise", None):
+        raise UserInputError("--shared-noise is not for CT: post-log noise grows with a ray's attenuation, so it "
+                             "differs from slice to slice and each slice estimates its own")
     if getattr(args, "warm_input_dc", None) and getattr(args, "warm_input", None) is False:
         raise UserInputError("--warm-input-dc corrects the neighbour's estimate used as z_0: it needs --warm-input")
 
