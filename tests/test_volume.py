@@ -197,7 +197,7 @@ def test_nifti_input_keeps_its_affine(tmp_path):
         assert [(r["index"], r["start"]) for r in csv.DictReader(f)] == [("1", "cold"), ("2", "warm")]
 
 
-def test_slices_share_the_median_of_their_noise_estimates(tmp_path):
+def test_slices_share_the_median_of_their_noise_estimates(tmp_path, capsys):
     """Under auto's discrepancy rule every slice uses one level, the median of the slices' own estimates."""
     rng = np.random.default_rng(2)
     smooth = np.cumsum(np.cumsum(rng.random((5, 16, 16)), axis=1), axis=2).astype(np.float32)
@@ -213,7 +213,9 @@ def test_slices_share_the_median_of_their_noise_estimates(tmp_path):
         return [float(r["noise_sigma"]) for r in rows]
 
     own = used("own", "--no-shared-noise")
+    capsys.readouterr()
     shared = used("shared")
+    assert "for every slice (median of 5 slices' estimates)" in capsys.readouterr().out
     assert len(set(own)) == 5  # each slice's own noise, own estimate
     assert shared == [pytest.approx(float(np.median(own)), rel=1e-5)] * 5
     summary = json.loads((tmp_path / "shared" / "volume.json").read_text())

@@ -280,6 +280,9 @@ def _volume_summary(m: dict[str, Any], out: str) -> str:
         parts.append(f"mean oracle best {m['mean_psnr_oracle_best']:.2f} dB")
     parts.append(f"{m['total_steps']} steps, {m['total_seconds']:.1f} s (first slice {m['first_slice']['steps']} "
                  f"steps, {m['first_slice']['seconds']:.1f} s)")
+    if m.get("shared_noise"):
+        parts.append(f"noise level {m['shared_noise']['sigma']:.4g} for every slice "
+                     f"(median of {len(m['shared_noise']['slices'])} slices' estimates)")
     return "; ".join(parts) + f" -> {out}"
 
 
