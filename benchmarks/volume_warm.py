@@ -198,7 +198,7 @@ def main() -> None:
             p.error(f"{earlier} was measured with other options ({' '.join(saved.get('options', []))}) or "
                     f"--data ({saved.get('data', 'emri_small')}); "
                     f"choose another name")
-        result["variants"] = {k: v for k, v in saved["variants"].items() if k not in variants}
+        keep_others(result, earlier, variants)
     with tempfile.TemporaryDirectory() as tmp:
         where = args.work or Path(tmp)
         where.mkdir(parents=True, exist_ok=True)
