@@ -38,6 +38,7 @@ the signal leaks in (edges), which is why these estimates are robust to image co
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from functools import singledispatch
@@ -220,11 +221,21 @@ def _sinogram(physics: Any, y: torch.Tensor, hint: dict[str, Any]) -> tuple[floa
     return float(second.abs().median()) * MAD_TO_SIGMA, "MAD of the sinogram's second difference along the detector"
 
 
+def physics_device(physics: Any, fallback: torch.device) -> torch.device:
+    """Where the operator's own tensors are (the loop moves a module physics onto the run's device in
+    place, so after a GPU run it is there while the caller's y stays on the CPU); ``fallback`` if it holds none."""
+    if isinstance(physics, torch.nn.Module):
+        for t in itertools.chain(physics.buffers(), physics.parameters()):
+            return t.device
+    return fallback
+
+
 def realised_noise(physics: Any, y: torch.Tensor, x_true: torch.Tensor, measured: torch.Tensor) -> float:
     """RMS of y - A x_true over the measured entries: the noise actually drawn (needs the truth: an oracle)."""
+    device = physics_device(physics, y.device)
     with torch.no_grad():
-        diff = (y - physics.A(x_true.to(y.device))).float()
-    mask = measured.to(diff.device).expand(diff.shape)
+        diff = (y.to(device) - physics.A(x_true.to(device))).float()
+    mask = measured.to(device).expand(diff.shape)
     return float(diff[mask].square().mean().sqrt())
 
 
