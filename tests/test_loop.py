@@ -94,6 +94,16 @@ def test_precision_switch():
         Precision.choose(cpu, "fp16")
 
 
+def test_auto_precision_keeps_fp32_on_small_gpu_images(monkeypatch):
+    """On CUDA, auto picks bf16 only from 512 x 512 pixels (measured slower below: docs/speed.md)."""
+    monkeypatch.delenv("ASEQDIP_AUTO_PRECISION", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # as on an H200; no GPU needed
+    cuda = torch.device("cuda")
+    assert Precision.choose(cuda, "auto", pixels=256 * 256).bf16 is False
+    assert Precision.choose(cuda, "auto", pixels=512 * 512).bf16 is True
+    assert Precision.choose(cuda, "bf16", pixels=64 * 64).bf16 is True  # asked for: kept
+
+
 def test_bf16_path_runs_and_returns_fp32(problem):
     rec = small(ASeqDIP, iterations=4, precision="bf16").reconstruct(problem.y, problem.physics)
     assert rec.image.dtype == torch.float32 and torch.isfinite(rec.image).all()

@@ -130,7 +130,7 @@ def run(
     if iterations < 1:
         raise ValueError(f"iterations must be at least 1, got {iterations}")
     dev = resolve_device(device)
-    prec = Precision.choose(dev, precision)
+    prec = Precision.choose(dev, precision, pixels=int(x0.shape[-2]) * int(x0.shape[-1]))
     generator = seed_everything(seed)
     if isinstance(physics, nn.Module):
         physics = physics.to(dev)

@@ -40,6 +40,14 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
+# On a GPU, bf16 autocast (with channels_last) pays only on large images. Measured on an NVIDIA H200
+# (benchmarks/results/device-h200/speed-paper-h200.json, aSeqDIP's step with the task's U-Net): per step,
+# fp32 (TF32) 7.8 / 7.2 / 5.6 ms against bf16 11.3 / 10.8 / 8.4 ms at 320 (MRI), 256 (CT) and 256 px
+# (denoising), where the step is bound by kernel launches and bf16 adds casts; at 512 px bf16 was the
+# fastest, 7.2 against 11.2 ms. So auto keeps fp32 below 512 x 512 pixels.
+CUDA_BF16_MIN_PIXELS = 512 * 512
+
+
 @dataclass(frozen=True)
 class Precision:
     """How the network runs: dtype under autocast and memory format."""
@@ -48,14 +56,17 @@ class Precision:
     bf16: bool
 
     @classmethod
-    def choose(cls, device: torch.device, precision: str = "auto") -> "Precision":
+    def choose(cls, device: torch.device, precision: str = "auto", pixels: int | None = None) -> "Precision":
+        """``auto``: bf16 on CPUs with bf16 arithmetic, and on GPUs for images of at least
+        :data:`CUDA_BF16_MIN_PIXELS` (``pixels`` = H x W; unknown counts as large)."""
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if precision == "auto" and os.environ.get("ASEQDIP_AUTO_PRECISION") in ("fp32", "bf16"):
             precision = os.environ["ASEQDIP_AUTO_PRECISION"]  # what auto picks, pinned (the tests pin fp32)
         if precision == "auto":
             if device.type == "cuda":
-                bf16 = torch.cuda.is_bf16_supported()
+                large = pixels is None or pixels >= CUDA_BF16_MIN_PIXELS
+                bf16 = large and torch.cuda.is_bf16_supported()
             else:
                 bf16 = cpu_has_fast_bf16()
         else:
