@@ -44,6 +44,16 @@ FLAGS = {"cold": ["--cold"], "warm": [], "warm-opt": ["--warm-optimizer"], "warm
          "warm-opt-mix1": ["--warm-optimizer", "--warm-mix", "1"]}
 
 
+def gpu_name(options: list[str]) -> str | None:
+    """The GPU's name and torch version when the options run on CUDA (``--device cuda[:N]``), else None."""
+    device = options[options.index("--device") + 1] if "--device" in options[:-1] else "cpu"
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    return f"{torch.cuda.get_device_name(torch.device(device))}, torch {torch.__version__}"
+
+
 def cpu_name() -> str:
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
@@ -102,7 +112,9 @@ def run_variant(variant: str, options: list[str], where: Path, resume: bool = Fa
 
 def table(name: str, result: dict[str, Any]) -> str:
     """The markdown page: per-slice rows of every variant, the means, and the criteria against cold."""
-    lines = [f"# Volume warm start: {name}", "", f"CPU: {result['cpu']}, one torch thread; {result['date']}.",
+    where = (f"GPU: {result['device']}; host CPU: {result['cpu']}" if result.get("device")
+             else f"CPU: {result['cpu']}, one torch thread")
+    lines = [f"# Volume warm start: {name}", "", f"{where}; {result['date']}.",
              f"Options: `{' '.join(result['options'])}` on {DATA[result.get('data', 'emri_small')]}.",
              "PSNR/SSIM: the returned image's, against the slice as read (the simulation's ground truth). "
              "Oracle best: the best PSNR along the run, found with the ground truth (no user has it).", "",
@@ -187,7 +199,7 @@ def main() -> None:
     unknown = [v for v in variants if variant_flags(v) is None]
     if unknown:
         p.error(f"unknown variants {unknown}; choose from {sorted(FLAGS)}")
-    result: dict[str, Any] = {"name": args.name, "cpu": cpu_name(), "torch_threads": 1,
+    result: dict[str, Any] = {"name": args.name, "cpu": cpu_name(), "torch_threads": 1, "device": gpu_name(options),
                               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                               "options": options, "data": args.data, "variants": {}}
     RESULTS.mkdir(parents=True, exist_ok=True)
