@@ -235,3 +235,18 @@ def test_fbp_method_needs_tomography():
 
     with pytest.raises(UserInputError, match="tomography"):
         FBP(device="cpu").reconstruct(torch.zeros(1, 1, 8, 8), dinv.physics.Denoising())
+
+
+def test_moving_the_operator_drops_deepinvs_adjoint_cache():
+    """deepinv caches Tomography's autograd adjoint per input shape with the device of its first call;
+    moving the operator (to a GPU, in a run) must drop it, or FBP and A^T fail there (found on an H200)."""
+    from aseqdip.physics.ct import equispaced_angles, tomography
+    from aseqdip.physics.placement import to_device
+
+    physics = tomography(16, equispaced_angles(6))
+    y = physics.A(torch.rand(1, 1, 16, 16))
+    before = physics.A_adjoint(y)
+    assert physics._auto_grad_adjoint_fn is not None  # the cache the fix is about exists in this deepinv
+    moved = to_device(physics, torch.device("cpu"))
+    assert moved is physics and physics._auto_grad_adjoint_fn is None
+    assert torch.allclose(physics.A_adjoint(y), before)  # rebuilt on the next call, same adjoint

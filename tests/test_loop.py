@@ -108,3 +108,15 @@ def test_bf16_path_runs_and_returns_fp32(problem):
     rec = small(ASeqDIP, iterations=4, precision="bf16").reconstruct(problem.y, problem.physics)
     assert rec.image.dtype == torch.float32 and torch.isfinite(rec.image).all()
     assert rec.info["precision"] == "bf16"
+
+
+def test_a_curve_reads_values_from_before_and_after_a_resume():
+    """After --resume a curve holds restored values (CPU) and new ones (on the run's device, which may be
+    a GPU); reading it must not require one device (found on an H200). Floats and tensors mixed here."""
+    from aseqdip.engine.callbacks import Series
+
+    curve = Series("psnr")
+    curve.load_state_dict({"iters": [1, 2], "values": [torch.tensor(20.0), torch.tensor(21.0)]})
+    curve.add(3, 22.5)  # a plain float, as a callback may record
+    curve.add(4, torch.tensor(23.0))
+    assert curve.history() == {"psnr_iteration": [1, 2, 3, 4], "psnr": [20.0, 21.0, 22.5, 23.0]}

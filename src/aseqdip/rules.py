@@ -38,6 +38,7 @@ from .engine.callbacks import Callback, TrackMetric
 from .engine.observe import Chain, Observer
 from .engine.state import LoopState, Reconstruction
 from .engine.stopping import Discrepancy, ExponentialAverage, WindowedMovingVariance, mean_residual
+from .engine.precision import resolve_device
 from .engine.sure import MonteCarloSURE
 from .engine.validation import HeldOutValidation
 from .errors import UserInputError
@@ -47,6 +48,7 @@ from .methods.rethinking import RethinkingDIP
 from .physics.defaults import first_estimate
 from .physics.holdout import measured_entries, split_measurements
 from .physics.noise_level import NoiseLevel, noise_level
+from .physics.placement import to_device
 
 STOP_RULES = ("auto", "none", "selfval", "wmv", "discrepancy", "sure")
 OBSERVABLE = ("discrepancy", "discrepancy_ema", "wmv", "sure", "residual")
@@ -247,6 +249,7 @@ def reconstruct(method: Any, y: torch.Tensor, physics: Any, rule: OutputRule | N
     from .auto import DEFAULT_STOP, apply_to, resolve
 
     rule = OutputRule(stop=DEFAULT_STOP) if rule is None else rule
+    physics, y, x0 = _on_run_device(method, physics, y, x0)
     auto_record = None
     if rule.stop == "auto":
         auto_settings, rule = resolve(method.name, rule, physics)
@@ -260,6 +263,20 @@ def reconstruct(method: Any, y: torch.Tensor, physics: Any, rule: OutputRule | N
     if auto_record is not None:
         result.info["stopping"]["auto"] = auto_record
     return result
+
+
+def _on_run_device(method: Any, physics: Any, y: torch.Tensor,
+                   x0: torch.Tensor | None) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
+    """The operator, y and x0 on the method's device, before any rule uses them.
+
+    The loop moves the operator there anyway (in place); the rules' own uses of y around the run (the
+    residual observer, self-validation's refit, the noise estimate) must then find y there too.
+    """
+    name = getattr(method, "device_name", None)
+    if name is None:
+        return physics, y, x0
+    device = resolve_device(name)
+    return to_device(physics, device), y.to(device), None if x0 is None else x0.to(device)
 
 
 def _auto_without_noise_level(rule: OutputRule, method: Any, physics: Any, y: torch.Tensor,

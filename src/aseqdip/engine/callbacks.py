@@ -67,10 +67,14 @@ class Series:
         """``{name_iteration: [...], name: [...]}``, or nothing when no value was recorded."""
         if not self.values:
             return {}
-        if isinstance(self.values[0], torch.Tensor):
-            values = torch.stack(self.values).cpu().tolist()
-        else:
+        # a resumed run holds the values before its checkpoint as CPU tensors, the later ones on the
+        # run's device: bring every value to one device (the last one's), then read them all at once
+        device = next((v.device for v in reversed(self.values) if isinstance(v, torch.Tensor)), None)
+        if device is None:
             values = [float(v) for v in self.values]
+        else:
+            values = torch.stack([torch.as_tensor(v, dtype=torch.float32, device=device).reshape(())
+                                  for v in self.values]).cpu().tolist()
         return {f"{self.name}_iteration": list(self.iterations), self.name: values}
 
     def state_dict(self) -> dict:

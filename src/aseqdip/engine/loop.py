@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import NonFiniteError
+from ..physics.placement import to_device
 from .callbacks import Callback
 from .checkpoint import Checkpointer, load_checkpoint
 from .precision import Precision, resolve_device
@@ -132,8 +133,7 @@ def run(
     dev = resolve_device(device)
     prec = Precision.choose(dev, precision, pixels=int(x0.shape[-2]) * int(x0.shape[-1]))
     generator = seed_everything(seed)
-    if isinstance(physics, nn.Module):
-        physics = physics.to(dev)
+    physics = to_device(physics, dev)
     y = y.to(dev)
     x0 = x0.to(dev)
 

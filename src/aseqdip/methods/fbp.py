@@ -18,6 +18,7 @@ import torch
 from ..engine.precision import resolve_device
 from ..engine.state import Reconstruction
 from ..errors import UserInputError
+from ..physics.placement import to_device
 
 
 class FBP(dinv.models.Reconstructor):
@@ -59,8 +60,7 @@ class FBP(dinv.models.Reconstructor):
         if not callable(getattr(physics, "fbp", None)):
             raise UserInputError(f"method fbp needs a tomography operator (task ct), not {type(physics).__name__}")
         dev = resolve_device(self.device_name)
-        if isinstance(physics, torch.nn.Module):
-            physics = physics.to(dev)
+        physics = to_device(physics, dev)
         start = time.perf_counter()
         with torch.no_grad():
             image = physics.fbp(y.to(dev))

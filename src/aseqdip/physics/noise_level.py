@@ -38,7 +38,6 @@ the signal leaks in (edges), which is why these estimates are robust to image co
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 from functools import singledispatch
@@ -47,6 +46,8 @@ from typing import Any
 import deepinv as dinv
 import numpy as np
 import torch
+
+from .placement import physics_device
 
 MAD_TO_SIGMA = 1.0 / 0.6744897501960817  # sigma of a standard normal over its median absolute deviation
 SOURCES = ("given", "model", "file", "estimate")
@@ -219,15 +220,6 @@ def _sinogram(physics: Any, y: torch.Tensor, hint: dict[str, Any]) -> tuple[floa
         return float(variance.mean().sqrt()), "post-log Poisson model exp(k p) / (k^2 I0) from the incident photons"
     second = (y[..., :-2, :] - 2.0 * y[..., 1:-1, :] + y[..., 2:, :]) / math.sqrt(6.0)  # along the detector
     return float(second.abs().median()) * MAD_TO_SIGMA, "MAD of the sinogram's second difference along the detector"
-
-
-def physics_device(physics: Any, fallback: torch.device) -> torch.device:
-    """Where the operator's own tensors are (the loop moves a module physics onto the run's device in
-    place, so after a GPU run it is there while the caller's y stays on the CPU); ``fallback`` if it holds none."""
-    if isinstance(physics, torch.nn.Module):
-        for t in itertools.chain(physics.buffers(), physics.parameters()):
-            return t.device
-    return fallback
 
 
 def realised_noise(physics: Any, y: torch.Tensor, x_true: torch.Tensor, measured: torch.Tensor) -> float:
