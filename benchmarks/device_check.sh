@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One prepared GPU check for the `device` tool (a lent H200; see docs/speed.md, "GPU"): the speed table at
-# the paper's sizes, committed study rows rerun on the GPU, and the emri_small volume cold against warm.
+# One prepared GPU check for the `device` tool (a lent H200; see docs/speed.md, "GPU"): every command-line
+# path for a few steps (device_smoke.py), the speed table at the paper's sizes, committed study rows rerun on the GPU, and the emri_small volume cold against warm.
 # Run from the repo root with $OUT set and the wheels of .whl (deepinv and what the image lacks) carried:
 #   bash benchmarks/device_check.sh
 # Each part has its own time limit, so one failing part leaves the others' figures.
@@ -12,6 +12,8 @@ log=$OUT/device-check.log
   date -u; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
   python3 -c "import torch, deepinv; print('torch', torch.__version__, 'deepinv', deepinv.__version__, torch.cuda.get_device_name())"
 } >"$log" 2>&1
+timeout "${SMOKE_S:-120}" python3 benchmarks/device_smoke.py --device cuda --out "$OUT" --budget 90 >>"$log" 2>&1 \
+  || echo "smoke: exit $?" >>"$log"
 timeout "${SPEED_S:-90}" python3 benchmarks/speed.py --device cuda --configs mri320,ct256,denoise256,denoise512 \
   --steps 10 --warmup 3 --batch 4 --candidates cl,bf16 --out "$OUT/speed-paper-h200.json" >>"$log" 2>&1 || echo "speed: exit $?" >>"$log"
 timeout "${RERUN_S:-200}" python3 benchmarks/device_rerun.py --device cuda --out "$OUT/rerun" --timeout 90 \
