@@ -3,6 +3,11 @@
 # path for a few steps (device_smoke.py), the speed table at the paper's sizes, committed study rows rerun on the GPU, and the emri_small volume cold against warm.
 # Run from the repo root with $OUT set and the wheels of .whl (deepinv and what the image lacks) carried:
 #   bash benchmarks/device_check.sh
+# The wheels (the machine has Python 3.12, torch and scikit-image, nothing else of ours), fetched here once:
+#   echo /.whl/ >> .git/info/exclude; .venv/bin/python -m pip download --no-deps --only-binary=:all: \
+#     --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+#     --platform manylinux2014_x86_64 -d .whl deepinv==0.5.0 natsort pydicom==3.0.2 pydicom-data==1.0.0 sigpy \
+#     PyWavelets nibabel==5.4.2
 # Each part has its own time limit, so one failing part leaves the others' figures.
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=4
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
