@@ -4,7 +4,7 @@
         [--run "NAME=--warm-mix 0.75 --warm-fraction 0.33" ...] [--task-flags "--task mri --acceleration 4 --sigma 5"]
 
 No reported image is used. The volume is pydicom's MR_small (one real 64x64 MR slice, a tuning image of
-docs/auto.md) repeated 10 times, slice k zoomed by 1 + 0.02 (k - 4.5) and shifted by 0.4 (k - 4.5) pixels
+docs/auto.md; ``--source ct_small``: CT_small in the CT task's HU window, for ``--task ct``) repeated 10 times, slice k zoomed by 1 + 0.02 (k - 4.5) and shifted by 0.4 (k - 4.5) pixels
 down the rows (cubic interpolation): neighbouring slices nearly the same image, as in a volume. Each run is
 ``aseqdip volume --task denoise --sigma 25 --stop auto --precision fp32`` on it (``--task-flags`` replaces
 ``--task denoise --sigma 25``, e.g. with MRI's), with ``--warm-mix M``
@@ -29,25 +29,41 @@ from pathlib import Path
 import numpy as np
 
 
-def pseudo_volume(path: Path) -> None:
-    """Write the tuning volume (10, 64, 64) float32 to ``path``."""
+SOURCES = {"mr_small": "MR_small.dcm", "ct_small": "CT_small.dcm"}  # pydicom's own test slices (tuning images)
+
+
+def pseudo_volume(path: Path, source: str = "mr_small") -> None:
+    """Write the tuning volume (10, H, W) float32 to ``path``: ``source`` zoomed and shifted per slice.
+
+    CT_small is put through the CT task's HU window first, so the .npy holds what the CT task reconstructs
+    ([0, 1]; ``aseqdip volume`` scales a non-DICOM input's min..max to [0, 1], which then changes nothing).
+    """
     import pydicom
     from pydicom.data import get_testdata_file
     from scipy import ndimage
 
-    image = pydicom.dcmread(get_testdata_file("MR_small.dcm")).pixel_array.astype(np.float64)
+    ds = pydicom.dcmread(get_testdata_file(SOURCES[source]))
+    image = ds.pixel_array.astype(np.float64)
+    if source == "ct_small":
+        from aseqdip.io.dicom import CT_WINDOW, hu_window
+
+        slope, intercept = float(getattr(ds, "RescaleSlope", 1)), float(getattr(ds, "RescaleIntercept", 0))
+        image = np.asarray(hu_window(image * slope + intercept, *CT_WINDOW), dtype=np.float64)
     centre = np.array(image.shape) / 2
     slices = []
     for k in range(10):
         matrix = np.eye(2) / (1 + 0.02 * (k - 4.5))
         offset = centre - matrix @ centre - np.array([0.4 * (k - 4.5), 0.0])
         slices.append(ndimage.affine_transform(image, matrix, offset=offset, order=3, mode="nearest"))
-    np.save(path, np.clip(np.stack(slices), 0, None).astype(np.float32))
+    volume = np.clip(np.stack(slices), 0, None if source == "mr_small" else 1)
+    np.save(path, volume.astype(np.float32))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("out")
+    p.add_argument("--source", choices=sorted(SOURCES), default="mr_small",
+                   help="the slice the pseudo-volume is made of (default: %(default)s)")
     p.add_argument("--mix", default="1,0.5,0.25")
     p.add_argument("--cold", action="store_true", help="also the cold volume")
     p.add_argument("--run", action="append", default=[], metavar="NAME=FLAGS",
@@ -57,8 +73,8 @@ def main() -> None:
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    volume = out / "mr_small_pseudo.npy"
-    pseudo_volume(volume)
+    volume = out / f"{args.source}_pseudo.npy"
+    pseudo_volume(volume, args.source)
     variants = {f"mix{m}": ["--warm-mix", m] for m in args.mix.split(",") if m}
     if args.cold:
         variants["cold"] = ["--cold"]
@@ -72,7 +88,7 @@ def main() -> None:
         if not (out / name / "volume.json").exists():
             argv = [sys.executable, "-m", "aseqdip.cli", "volume", *shlex.split(args.task_flags), "--input",
                     str(volume), "--stop", "auto", "--precision", "fp32", "--seed", "0", "--no-progress",
-                    "--out", str(out / name), *flags]
+                    "--out", str(out / name), "--resume", *flags]
             done = subprocess.run(argv, env=env, capture_output=True, text=True)
             if done.returncode:
                 sys.exit(f"{name}: aseqdip volume failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
