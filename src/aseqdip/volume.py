@@ -68,6 +68,10 @@ VOLUME_TASKS = ("mri", "ct", "denoise")
 #   6606 steps, later slices 715 on average): 26.51 dB, later slices 154 steps (0.21 of cold's); a quarter
 #   cut every warm slice off while still rising (23.46 dB), and a fixed 1000 steps reached 27.23 dB but
 #   with 405 (0.57 of cold's). benchmarks/results/volume-warm/tuning-mr-small-pseudo.md, "MRI".
+#   On CT (tuning pseudo-volume of CT_small, 5 slices, 2000-step budget) the discrepancy level is out of
+#   reach of most cold slices, the middle one included, but warm slices reach it (544-904 steps): all of the
+#   middle's steps gave +1.55 dB over cold at 0.36 of its steps; a fifth, as under a fixed budget, -0.34 dB
+#   (tuning-ct-small-pseudo.md). So the fraction stays whether or not the middle slice's rule fired.
 # * no ramp on warm slices (--warm-ramp keeps it): 24.29 against 25.20 dB at mix 0.5 and a quarter, 24.40
 #   against 26.18 at mix 1 and a third (own z_0): at 3 x lr the fitted network fits the noise in a few steps.
 # * WARM_FRACTION_FIXED: under a fixed budget (--stop none) no rule stops a warm slice, so the ceiling is its
