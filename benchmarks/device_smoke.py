@@ -4,8 +4,8 @@
 
 CPU tests cannot catch a tensor left on the CPU while the run is on a GPU (the first H200 run found one
 that failed every simulated non-CT run at its end). This runs, in one process (no start-up per case),
-each task, each method, each stopping rule, checkpoint and resume, and ``aseqdip volume`` with DICOM in
-and out, for a few steps at 32 px on ``--device``, and writes ``DIR/device-smoke.json`` and
+each task, each method, each stopping rule, checkpoint and resume, ``aseqdip volume`` with DICOM in
+and out, and measured fastMRI-layout k-space through ``reconstruct`` and ``volume``, for a few steps at 32 px on ``--device``, and writes ``DIR/device-smoke.json`` and
 ``device-smoke.md`` as it goes: per case, passed or the last lines of its error. Cases are ordered by
 how much of the product they cover, so a budget cut short still says the most. Not a benchmark: the
 figures it prints are not quality figures.
@@ -77,6 +77,29 @@ def cases() -> list[tuple[str, list[str]]]:
     return out
 
 
+def fastmri_file(where: Path) -> Path:
+    """A small multi-coil file in fastMRI's layout (3 slices, 4 birdcage coils, 64x64), simulated from MR_small."""
+    import deepinv as dinv
+    import numpy as np
+    import pydicom
+    import torch
+
+    from aseqdip.io.fastmri import write_fastmri
+    from aseqdip.physics.mri import birdcage_maps, to_complex
+
+    path = where / "file_smoke.h5"
+    if path.exists():
+        return path
+    pixels = pydicom.dcmread(dicom("MR_small.dcm")).pixel_array.astype(np.float32)
+    image = torch.from_numpy(pixels / pixels.max())[None, None]
+    physics = dinv.physics.MultiCoilMRI(coil_maps=birdcage_maps(4, 64, 64), img_size=(64, 64))
+    k = to_complex(physics.A(torch.cat([image, torch.zeros_like(image)], 1)))[0].numpy()  # (coils, H, W)
+    kspace = np.stack([k * (s + 1) for s in range(3)]).astype(np.complex64)
+    where.mkdir(parents=True, exist_ok=True)
+    write_fastmri(path, kspace, rss=np.abs(kspace).sum(1).astype(np.float32))
+    return path
+
+
 def references(where: Path) -> Path:
     """A folder with two reference photographs for Ref-Guided DIP (scikit-image's chelsea and coffee)."""
     from PIL import Image
@@ -141,6 +164,11 @@ def extra_cases(device: str, where: Path) -> list[tuple[str, list[str]]]:
                                                "--slices", "3", "--device", device, *SHORT]),
         ("volume mri cold", ["volume", "--task", "mri", "--input", emri, "--acceleration", "4", "--slices", "3",
                              "--cold", "--device", device, *SHORT]),
+        ("reconstruct fastMRI k-space", ["reconstruct", "--task", "mri", "--kspace", str(fastmri_file(where)),
+                                         "--slice", "1", "--acceleration", "4", "--center-fraction", "0.2", "--device", device,
+                                         *SHORT[2:]]),
+        ("volume fastMRI k-space", ["volume", "--task", "mri", "--input", str(fastmri_file(where)),
+                                    "--acceleration", "4", "--center-fraction", "0.2", "--device", device, *SHORT[2:]]),
         ("volume denoise", ["volume", "--task", "denoise", "--input", emri, "--sigma", "25", "--slices", "3",
                             "--device", device, *SHORT]),
     ]
