@@ -27,7 +27,8 @@ from typing import Any
 
 from aseqdip.cli import main as cli
 
-SHORT = ["--size", "32", "--iterations", "12", "--no-progress", "--track-every", "2", "--seed", "0"]
+STEPS = ["--iterations", "12", "--no-progress", "--track-every", "2", "--seed", "0"]
+SHORT = ["--size", "32", *STEPS]  # measured k-space takes STEPS alone: its size is the file's
 PHOTO = ["--image", "skimage:astronaut"]
 
 
@@ -153,7 +154,9 @@ def interrupted_then_resumed(argv: list[str], out: Path, after: float = 1.5) -> 
 
 
 def extra_cases(device: str, where: Path) -> list[tuple[str, list[str]]]:
-    """Cases that need an earlier case's output: checkpoint then resume, and volumes."""
+    """Cases that need files made here (references, a k-space file) or a device-specific argv order, and
+    the checkpoint that :func:`interrupted_then_resumed` follows."""
+    kspace = str(fastmri_file(where))
     photo = ["run", "--task", "denoise", *PHOTO, "--sigma", "25", "--stop", "none", "--device", device, *SHORT]
     emri = dicom("emri_small.dcm")  # pydicom-data's enhanced multi-frame MR, 10 frames
     return [
@@ -164,11 +167,10 @@ def extra_cases(device: str, where: Path) -> list[tuple[str, list[str]]]:
                                                "--slices", "3", "--device", device, *SHORT]),
         ("volume mri cold", ["volume", "--task", "mri", "--input", emri, "--acceleration", "4", "--slices", "3",
                              "--cold", "--device", device, *SHORT]),
-        ("reconstruct fastMRI k-space", ["reconstruct", "--task", "mri", "--kspace", str(fastmri_file(where)),
-                                         "--slice", "1", "--acceleration", "4", "--center-fraction", "0.2", "--device", device,
-                                         *SHORT[2:]]),
-        ("volume fastMRI k-space", ["volume", "--task", "mri", "--input", str(fastmri_file(where)),
-                                    "--acceleration", "4", "--center-fraction", "0.2", "--device", device, *SHORT[2:]]),
+        ("reconstruct fastMRI k-space", ["reconstruct", "--task", "mri", "--kspace", kspace, "--slice", "1",
+                                         "--acceleration", "4", "--center-fraction", "0.2", "--device", device, *STEPS]),
+        ("volume fastMRI k-space", ["volume", "--task", "mri", "--input", kspace,
+                                    "--acceleration", "4", "--center-fraction", "0.2", "--device", device, *STEPS]),
         ("volume denoise", ["volume", "--task", "denoise", "--input", emri, "--sigma", "25", "--slices", "3",
                             "--device", device, *SHORT]),
     ]

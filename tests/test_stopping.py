@@ -327,7 +327,7 @@ def test_aseqdip_under_every_rule_runs_and_reports(problem):
 def test_the_oracle_noise_figure_follows_the_operator_onto_its_device():
     """The loop moves a module physics onto the run's device in place (a GPU after ``--device cuda``);
     the realised-noise figure must then use that device, not the caller's CPU y (found on an H200)."""
-    from aseqdip.physics.noise_level import physics_device
+    from aseqdip.physics.placement import physics_device
 
     problem = Inpaint(hiar=0.25).simulate(torch.rand(1, 3, 16, 16), seed=0)
     assert physics_device(problem.physics, torch.device("meta")) == torch.device("cpu")

@@ -36,9 +36,9 @@ import torch
 
 from .engine.callbacks import Callback, TrackMetric
 from .engine.observe import Chain, Observer
+from .engine.precision import resolve_device
 from .engine.state import LoopState, Reconstruction
 from .engine.stopping import Discrepancy, ExponentialAverage, WindowedMovingVariance, mean_residual
-from .engine.precision import resolve_device
 from .engine.sure import MonteCarloSURE
 from .engine.validation import HeldOutValidation
 from .errors import UserInputError
