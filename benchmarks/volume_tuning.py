@@ -11,7 +11,7 @@ down the rows (cubic interpolation): neighbouring slices nearly the same image, 
 (or ``--cold``, or the volume options of each ``--run NAME=FLAGS``); the volume.json and slices.csv of each
 go to OUT_FOLDER/<variant>/, a summary line is printed (mean PSNR/SSIM, total steps, the warm ceiling and
 each slice's steps in slice order) and OUT_FOLDER/summary.json collects them. A variant whose volume.json
-is already in OUT_FOLDER is not rerun. The figures quoted in ``aseqdip/volume.py`` (WARM_MIX,
+is already in OUT_FOLDER is not rerun. The figures quoted in ``aseqdip/volume/defaults.py`` (WARM_MIX,
 WARM_FRACTION, the warm slices' ramp) come from these runs.
 """
 

@@ -20,10 +20,10 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
-from aseqdip import volume as volume_module
 from aseqdip.cli import EXIT_INTERRUPTED, EXIT_USAGE, main
 from aseqdip.io.volume_outputs import write_nifti
 from aseqdip.io.volumes import read_volume, resampled_affine
+from aseqdip.volume import run as volume_run
 from aseqdip.volume import walk, work_folder
 
 TINY = ["--size", "16", "--iterations", "4", "--no-progress", "--precision", "fp32"]
@@ -267,7 +267,7 @@ def test_dicom_series_output_read_back_with_geometry_and_hu(tmp_path):
 def _counting(monkeypatch, fail_at: int | None = None) -> list[int]:
     """Count slice solves; raise KeyboardInterrupt (a kill) at solve number ``fail_at``."""
     calls: list[int] = []
-    real = volume_module.solve_slice
+    real = volume_run.solve_slice
 
     def solve(args, method, problem, warm):
         calls.append(1)
@@ -275,7 +275,7 @@ def _counting(monkeypatch, fail_at: int | None = None) -> list[int]:
             raise KeyboardInterrupt("simulated kill")
         return real(args, method, problem, warm)
 
-    monkeypatch.setattr(volume_module, "solve_slice", solve)
+    monkeypatch.setattr(volume_run, "solve_slice", solve)
     return calls
 
 

@@ -1,0 +1,148 @@
+"""``aseqdip volume``'s warm-start defaults, each with the measurement that chose it, and the options that set them."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from typing import Any
+
+from ..errors import UserInputError
+
+VOLUME_TASKS = ("mri", "ct", "denoise")
+# The warm-start defaults, chosen on a tuning pseudo-volume only (benchmarks/volume_tuning.py: pydicom's
+# MR_small, zoomed and shifted per slice; denoising sigma 25, --stop auto with aSeqDIP's ramp; mean over 10
+# slices; benchmarks/results/volume-warm/tuning-mr-small-pseudo.md). Cold: 27.26 dB, SSIM 0.809, 982 steps.
+# * WARM_INPUT: a warm slice's z_0 is its neighbour's final estimate. With mix 1 and a quarter: 28.40 dB,
+#   SSIM 0.848, 226 steps (every slice above its cold one); with its own z_0 (y) the best was 26.46 dB
+#   (mix 0.75, a third), its warm slices stopping at the ceiling while still improving.
+# * WARM_MIX: how much of the neighbour's weights a warm slice starts from, the rest its own random
+#   initialisation (shrink and perturb, Ash & Adams, NeurIPS 2020). With the neighbour's input, 1.0 (28.40
+#   dB) beat 0.75 (27.67) and 0.5 (26.15): the network and its input belong together. (With its own z_0,
+#   0.5 had beaten 1.0 before the ramp landed: 26.59 against 26.18 dB, cold 27.12.)
+# * WARM_FRACTION: the ceiling under a rule, a fraction of the steps the middle slice took. All of them: the
+#   rule stops most warm slices well before. Denoising: 28.09 dB, 286 steps (a quarter, 28.40 dB, 226 steps;
+#   the slices that ran longer stopped by the rule). MRI 4x, sigma 5 (the same pseudo-volume; cold 26.73 dB,
+#   6606 steps, later slices 715 on average): 26.51 dB, later slices 154 steps (0.21 of cold's); a quarter
+#   cut every warm slice off while still rising (23.46 dB), and a fixed 1000 steps reached 27.23 dB but
+#   with 405 (0.57 of cold's). benchmarks/results/volume-warm/tuning-mr-small-pseudo.md, "MRI".
+#   On CT (tuning pseudo-volume of CT_small, 5 slices, 2000-step budget) the discrepancy level is out of
+#   reach of most cold slices, the middle one included, but warm slices reach it (544-904 steps): all of the
+#   middle's steps gave +1.55 dB over cold at 0.36 of its steps; a fifth, as under a fixed budget, -0.34 dB
+#   (tuning-ct-small-pseudo.md). So the fraction stays whether or not the middle slice's rule fired.
+# * no ramp on warm slices (--warm-ramp keeps it): 24.29 against 25.20 dB at mix 0.5 and a quarter, 24.40
+#   against 26.18 at mix 1 and a third (own z_0): at 3 x lr the fitted network fits the noise in a few steps.
+# * WARM_FRACTION_FIXED: under a fixed budget (--stop none) no rule stops a warm slice, so the ceiling is its
+#   exact step count, and a volume of n slices costs 1 + (n - 1) x fraction cold slices. A fifth keeps a
+#   10-slice volume under the 3 cold slices issue 19 allows (2.8; a quarter would be 3.25). It is not a
+#   quality choice: warm slices start from a fitted network and z_0, and on emri_small's denoising a warm
+#   slice's oracle best came within its first 50 steps (benchmarks/results/volume-warm/).
+# * WARM_INPUT_DC: on the MRI pseudo-volume (4x, sigma 5) the neighbour's estimate with this slice's sampled
+#   k-space put back gave 26.63 dB against 26.51, at 0.23 of cold's steps against 0.21: no speed, so off.
+#   Carrying Adam's moments (--warm-optimizer) lost 1.47 dB there (tuning-mr-small-pseudo.md, "what a warm
+#   slice starts from").
+# * SHARED_NOISE: a volume's noise is a property of its acquisition (the receiver chain; a simulation's added
+#   noise), the same in every slice, while one slice's estimate errs by a few per cent, and the discrepancy
+#   rule's stopping step is sensitive to it. MRI 4x, sigma 5, 64 px: one slice's k-space-corner estimate
+#   read 0.957-1.021 of the realised noise over example4d's 10 middle slices and 0.980-1.102 over
+#   emri_small's 10 (the realised noise itself varies by under 1.5%); the slices read low were the ones
+#   whose cold run went on past its oracle peak (example4d slices 7, 8, 14: 1480-1900 steps, peaks at
+#   560-760). So every slice uses the median of up to SHARED_NOISE_SLICES slices' estimates. Measured
+#   after the choice (benchmarks/results/volume-warm/*-shared-noise.md): MRI warm +0.09 and +0.61 dB, cold
+#   +0.18 and +0.67 dB, fewer steps; denoising -0.04 (warm) and -0.16 dB (cold), its estimator reading
+#   high on every slice (1.003-1.072). It follows from the estimator's accuracy, not from a tuned threshold. Not for CT:
+#   post-log noise grows with a ray's attenuation, so it differs from slice to slice.
+SHARED_NOISE = True
+SHARED_NOISE_SLICES = 16
+WARM_INPUT = True
+WARM_INPUT_DC = False
+WARM_MIX = 1.0
+WARM_FRACTION = 1.0
+WARM_FRACTION_FIXED = 0.2
+
+
+def check_options(args: argparse.Namespace, method: Any) -> None:
+    """Refuse volume options that cannot apply (before anything is read or computed)."""
+    from ..methods.base import DIPMethod
+
+    if args.warm_mix is not None and not 0.0 <= args.warm_mix <= 1.0:
+        raise UserInputError(f"--warm-mix must lie in [0, 1], got {args.warm_mix:g}")
+    if args.task not in VOLUME_TASKS:
+        raise UserInputError(f"aseqdip volume is for the tasks where volumes exist ({', '.join(VOLUME_TASKS)}), "
+                             f"not {args.task}")
+    if not args.cold and not isinstance(method, DIPMethod):
+        raise UserInputError(f"method {method.name} has no network to warm-start; add --cold")
+    if args.warm_iterations is not None and args.warm_iterations < 1:
+        raise UserInputError(f"--warm-iterations must be at least 1, got {args.warm_iterations}")
+    fraction = getattr(args, "warm_fraction", None)
+    if fraction is not None and not 0.0 < fraction <= 1.0:
+        raise UserInputError(f"--warm-fraction must lie in (0, 1], got {fraction:g}")
+    if fraction is not None and args.warm_iterations is not None:
+        raise UserInputError("give --warm-iterations (steps) or --warm-fraction (of the middle slice's steps), not both")
+    if args.cold and (args.warm_iterations is not None or args.warm_optimizer or args.warm_mix is not None
+                      or fraction is not None or getattr(args, "warm_ramp", False)
+                      or getattr(args, "warm_input", None) is not None
+                      or getattr(args, "warm_input_dc", None) is not None):
+        raise UserInputError("--cold reconstructs every slice from random weights: --warm-iterations, "
+                             "--warm-fraction, --warm-optimizer, --warm-mix, --warm-ramp and --warm-input(-dc) do not apply")
+    if args.task == "ct" and getattr(args, "shared_noise", None):
+        raise UserInputError("--shared-noise is not for CT: post-log noise grows with a ray's attenuation, so it "
+                             "differs from slice to slice and each slice estimates its own")
+    if getattr(args, "warm_input_dc", None) and getattr(args, "warm_input", None) is False:
+        raise UserInputError("--warm-input-dc corrects the neighbour's estimate used as z_0: it needs --warm-input")
+
+
+
+def warm_mix(args: argparse.Namespace) -> float:
+    """``--warm-mix``, else :data:`WARM_MIX`."""
+    return WARM_MIX if args.warm_mix is None else float(args.warm_mix)
+
+
+def _switch(args: argparse.Namespace, name: str, default: bool) -> bool:
+    """A ``--NAME`` / ``--no-NAME`` option as given, else ``default``."""
+    given = getattr(args, name, None)
+    return default if given is None else bool(given)
+
+
+def warm_input(args: argparse.Namespace) -> bool:
+    """``--warm-input`` / ``--no-warm-input``, else :data:`WARM_INPUT`."""
+    return _switch(args, "warm_input", WARM_INPUT)
+
+
+def warm_input_dc(args: argparse.Namespace) -> bool:
+    """``--warm-input-dc`` / ``--no-warm-input-dc``, else :data:`WARM_INPUT_DC`."""
+    return _switch(args, "warm_input_dc", WARM_INPUT_DC)
+
+
+def warm_fraction(args: argparse.Namespace) -> float:
+    """``--warm-fraction``, else :data:`WARM_FRACTION_FIXED` under a fixed budget and :data:`WARM_FRACTION` under a rule."""
+    from ..pipeline import effective_stop
+
+    fraction = getattr(args, "warm_fraction", None)
+    if fraction is not None:
+        return float(fraction)
+    return WARM_FRACTION_FIXED if effective_stop(args) == "none" else WARM_FRACTION
+
+
+def warm_ceiling(args: argparse.Namespace, middle: dict[str, Any]) -> int:
+    """``--warm-iterations``, else :func:`warm_fraction` of the steps the middle slice took."""
+    if args.warm_iterations is not None:
+        return args.warm_iterations
+    return max(1, int(int(middle["steps"]) * warm_fraction(args) + 1e-9))
+
+
+
+def warm_method(method: Any, iterations: int, ramp: bool = False) -> Any:
+    """The method of a warm slice: its ceiling ``iterations``, no warm-up, and no ramp unless ``ramp``.
+
+    Its network is fitted already; ``schedule_fixed`` tells ``--stop auto`` (:func:`aseqdip.auto.apply_to`)
+    not to put its ramp back on. With ``ramp`` the slice keeps the method's ramp (auto's 100 steps at 3 x lr).
+    """
+    out = copy.copy(method)
+    out.iterations = iterations
+    if hasattr(out, "warmup"):
+        out.warmup = 0
+    if hasattr(out, "ramp") and not ramp:
+        out.ramp = 0
+    out.schedule_fixed = True
+    return out
+
