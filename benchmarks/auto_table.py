@@ -159,6 +159,36 @@ def criteria(rows: dict[tuple, dict[str, Any]]) -> list[str]:
             f"{len(climbs) - len(late)} of {len(climbs)} lines."]
 
 
+def criteria_by_task(rows: dict[tuple, dict[str, Any]]) -> list[str]:
+    """Issue 18's criteria per task and size: where auto is near its oracle, where it stops early, where it climbs late.
+
+    "climb@": the first step where auto's estimate is above its first estimate (median over the lines;
+    "never" when it is not above it within the run). The worst line is named so a reader can open its row.
+    """
+    groups: dict[tuple, list[tuple[tuple, dict[str, Any]]]] = defaultdict(list)
+    for key in sorted({k[:4] for k in rows}):
+        o = outcome(rows, key, "aseqdip")
+        if o and "auto" in o:
+            groups[(key[0], key[2])].append((key, o))
+    lines = ["| task | px | lines | below oracle best: mean / worst dB (worst line) | steps: median | "
+             "climb within 100 steps | climb@: median |", "|---|---|---|---|---|---|---|"]
+    order = [task for task, *_ in SETTINGS]
+    for task, size in sorted(groups, key=lambda g: (g[1], order.index(g[0]))):
+        got = groups[(task, size)]
+        gaps = [o["oracle"][0] - o["auto"][0] for _, o in got]
+        worst_key, _ = got[gaps.index(max(gaps))]
+        climbs = [o.get("climb") for _, o in got]
+        within = sum(1 for c in climbs if c is not None and c <= 100)
+        reached = sorted(c for c in climbs if c is not None)
+        median = ("never" if not reached else
+                  f"{statistics.median(climbs):.0f}" if len(reached) == len(climbs) else
+                  f"{statistics.median(reached):.0f} ({len(climbs) - len(reached)} never)")
+        lines.append(f"| {task} | {size} | {len(got)} | {_mean(gaps):.2f} / {max(gaps):.2f} "
+                     f"({worst_key[1]}, {worst_key[3]}) | {statistics.median(o['auto'][2] for _, o in got):.0f} | "
+                     f"{within} of {len(got)} | {median} |")
+    return lines
+
+
 OBSERVED = ("discrepancy", "discrepancy_ema", "wmv")
 
 
@@ -204,6 +234,9 @@ def table_text(rows: dict[tuple, dict[str, Any]]) -> str:
     return "\n".join(["# Auto study: the table so far", "", f"{len(rows)} rows committed; made by "
                       "`.venv/bin/python -m benchmarks.auto_table --write` (the study rewrites it as each row "
                       "lands). The module's docstring says what each column is.", "", render(rows), "",
+                      "## The criteria per task", "",
+                      "aSeqDIP's auto against its own 4000-step run's oracle best (which needs the ground truth).", "",
+                      *criteria_by_task(rows), "",
                       "## Every observed rule on the fixed-budget runs", "",
                       "What each rule, watching a `paper` run with the estimated noise level, would have returned "
                       "(no ramp; the oracle best needs the ground truth).", "", *observed_rules(rows), "",
