@@ -137,6 +137,27 @@ def test_auto_ramps_aseqdip_except_on_ct(problem):
     assert result.info["stopping"]["auto"]["method"] == {}
 
 
+def test_auto_takes_ct_without_a_photon_count_as_noise_free():
+    """On CT the sinogram's MAD is a floor of its detail, not a noise level: auto uses level 0 there (the
+    smallest residual over the budget) unless the photon count or sigma is known."""
+    import deepinv as dinv
+
+    from aseqdip.auto import noise_source, resolve
+    from aseqdip.physics.ct import equispaced_angles, tomography
+
+    ct = tomography(16, equispaced_angles(6))
+    assert noise_source(ct) == "none" and noise_source(ct, {"photons": None, "views": 6}) == "none"
+    assert noise_source(ct, {"photons": 1e5}) == "estimate"
+    assert resolve("dip", rules.OutputRule(stop="auto"), ct, {"photons": 1e5})[1].noise == "estimate"
+    assert resolve("dip", rules.OutputRule(stop="auto", sigma=0.1), ct)[1].noise == "estimate"  # given: used
+    assert noise_source(dinv.physics.Denoising()) == "estimate"
+    x = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    result = rules.reconstruct(dip(6), ct.A(x), ct)
+    assert result.info["noise"]["source"] == "none" and result.info["noise"]["sigma"] == 0.0
+    assert result.iterations == 6 and result.rule == "discrepancy, smallest residual"
+    assert "fallback" not in result.info["stopping"]["auto"]
+
+
 def test_run_without_stop_uses_auto(tmp_path):
     """No --stop: auto stops by the discrepancy principle on the estimated sigma, above the noisy input;
     --stop none keeps the fixed budget exactly."""

@@ -173,6 +173,18 @@ def test_discrepancy_returns_the_nearest_iterate_when_the_level_is_never_reached
     assert state.stop and reached.selection()[1:] == (3, "discrepancy")
 
 
+def test_discrepancy_at_noise_level_zero_runs_to_the_end_and_returns_the_smallest_residual():
+    # sigma 0 (noise-free data): no residual reaches the level, including ones far below any sigma^2 a
+    # positive level would use, so the rule never stops; it returns the best fit, not the last one
+    rule = Discrepancy(lambda state: state.output, sigma=0.0)
+    state = _watch(rule, [9.0, 1e-3, 1e-5, 2e-5, 4.0])
+    assert not state.stop and rule.stopped_at is None
+    assert rule.selection()[1:] == (3, "discrepancy, smallest residual")
+    assert rule.history()["discrepancy"][2] == pytest.approx(1e-5)  # the curve holds the residual itself
+    with pytest.raises(ValueError):
+        Discrepancy(lambda state: state.output, sigma=-1.0)
+
+
 def test_exponential_average_is_the_recursive_mean():
     average = ExponentialAverage(lambda state: state.output, decay=0.75)
     frames = [torch.full((1, 1, 2, 2), float(v)) for v in (4.0, 0.0, 8.0)]

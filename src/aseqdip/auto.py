@@ -7,7 +7,9 @@ ground truth and stops there, with the budget (``--iterations``, default 4000) a
 * rule: the discrepancy principle (stop once the residual over the measured entries reaches the noise
   level) with the noise level the user gives (``--sure-sigma``) or, by default, *estimated from the
   measurement* (``physics/noise_level.py``). It never reads the noise level of a simulation: a user
-  with real data does not have it.
+  with real data does not have it. On CT without a photon count no estimate is a noise level (only a
+  floor of the sinogram's detail), so the data are taken as noise-free there: the run goes to the budget
+  and returns the iterate with the smallest residual (:data:`NOISE_FREE_PHYSICS`).
 * ramp (aSeqDIP only, not on CT): Algorithm 1 at 3e-4 for its first 100 steps, then the paper's 1e-4, so
   that the first steps are not spent climbing back to z_0. The fixed point is unchanged. On CT it made
   the runs less stable and did not raise their end point (:data:`NO_RAMP_PHYSICS`).
@@ -57,6 +59,23 @@ ASEQDIP_RAMP: dict[str, float] = {"ramp": 100}  # at 3 x lr (ASeqDIP's default r
 # study's 693_UNCR (a report image, not tuned on) the ramped run collapsed after step 2974.
 NO_RAMP_PHYSICS: tuple[str, ...] = ("Tomography",)
 
+# Operators on which auto takes the data as noise-free (the discrepancy principle at level 0: the iterate with
+# the smallest residual over the budget) unless the noise level or what sets it is known: the user's
+# --sure-sigma, the CT task's photon count (then the post-log Poisson model), a raw file's own noise scan.
+# Measured on tuning slices only:
+# * the only estimate left, the MAD of the sinogram's second difference, is a floor of the sinogram's own
+#   detail, not a noise level: 0.041-0.099 on noise-free sinograms of CT_small, eCT_Supplemental and
+#   Shepp-Logan at 64 and 128 px, the size of what 1e6 photons draw (0.011-0.073) and on two of the three
+#   at 64 px of what 1e5 draw (benchmarks/results/noise-estimators/ct-sinogram.md);
+# * aSeqDIP, 64 px, 4000 steps, noise-free, seed 0 (docs/auto.md, "CT without a photon count"): the
+#   discrepancy principle on that floor stopped at steps 1560-3918 and returned 1.63, 0.54, 2.13 and 0.02 dB
+#   below the run's oracle best (CT_small and eCT_Supplemental at 18 and 30 views); the smallest residual
+#   returned 0.00, 0.00, 0.01 and 0.02 dB below it, and 4.9 dB above the last iterate where a late spike
+#   hit the run (CT_small, 30 views).
+NOISE_FREE_PHYSICS: tuple[str, ...] = ("Tomography",)
+# acquisition settings (the task's noise hint) that make the noise level known on those operators
+NOISE_SETTINGS: tuple[str, ...] = ("photons", "noise_sigma")
+
 CHOICES: dict[str, AutoChoice] = {
     "aseqdip": AutoChoice(method=ASEQDIP_RAMP, rule=DISCREPANCY),
     "dip": AutoChoice(rule=DISCREPANCY),
@@ -81,18 +100,32 @@ def method_settings(method_name: str, physics: Any = None, task: str | None = No
     The ramp is dropped on the operators of :data:`NO_RAMP_PHYSICS` (the ``ct`` task's).
     """
     settings = dict(choice_for(method_name).method)
-    on_ct = (task == "ct" if task is not None
-             else any(cls.__name__ in NO_RAMP_PHYSICS for cls in type(physics).__mro__))
-    if on_ct:
+    if task == "ct" if task is not None else _one_of(physics, NO_RAMP_PHYSICS):
         settings.pop("ramp", None)
     return settings
 
 
-def resolve(method_name: str, rule: OutputRule, physics: Any = None) -> tuple[dict[str, Any], OutputRule]:
+def _one_of(physics: Any, names: tuple[str, ...]) -> bool:
+    """True when ``physics`` is (a subclass of) one of the deepinv classes ``names``."""
+    return any(cls.__name__ in names for cls in type(physics).__mro__)
+
+
+def noise_source(physics: Any, hint: dict[str, Any] | None = None) -> str:
+    """Where auto's discrepancy principle takes its noise level from on ``physics``: ``"estimate"``, or
+    ``"none"`` (noise-free, level 0) on :data:`NOISE_FREE_PHYSICS` when ``hint`` holds none of
+    :data:`NOISE_SETTINGS`."""
+    if _one_of(physics, NOISE_FREE_PHYSICS) and not any((hint or {}).get(name) for name in NOISE_SETTINGS):
+        return "none"
+    return "estimate"
+
+
+def resolve(method_name: str, rule: OutputRule, physics: Any = None,
+            hint: dict[str, Any] | None = None) -> tuple[dict[str, Any], OutputRule]:
     """(method keyword arguments, concrete rule) for a rule that may say ``stop="auto"``, on ``physics``.
 
     The user's own rule settings (``sigma``, ``tau``, ``ema``, ``observe``, ``every``) carry over onto the
-    auto rule; a concrete ``stop`` is returned unchanged with no method settings.
+    auto rule; a concrete ``stop`` is returned unchanged with no method settings. ``hint`` holds the task's
+    acquisition settings (:func:`noise_source`).
     """
     if rule.stop != "auto":
         return {}, rule
@@ -103,6 +136,8 @@ def resolve(method_name: str, rule: OutputRule, physics: Any = None) -> tuple[di
     concrete = dataclasses.replace(chosen.rule, **carried)
     if concrete.sigma is not None:
         concrete = dataclasses.replace(concrete, noise="estimate")  # a given sigma wins over both sources
+    elif concrete.stop == "discrepancy":
+        concrete = dataclasses.replace(concrete, noise=noise_source(physics, hint))
     return method_settings(method_name, physics), concrete
 
 

@@ -97,8 +97,9 @@ def add_stopping_arguments(p: argparse.ArgumentParser) -> None:
                         f"metrics.json ({', '.join(OBSERVABLE)}; residual records the residual curve every --track-every steps, "
                         "so that a study can evaluate the discrepancy principle afterwards for any noise level)")
     g.add_argument("--sigma-from", choices=NOISE_SOURCES, default=None,
-                   help="--stop discrepancy/sure without --sure-sigma: the simulation's noise model (default) or an "
-                        "estimate from the measurement (what auto always uses)")
+                   help="--stop discrepancy/sure without --sure-sigma: the simulation's noise model (default), an "
+                        "estimate from the measurement (what auto uses, bar CT without --photons), or none: the data "
+                        "taken as noise-free, so discrepancy returns the iterate with the smallest residual")
     g.add_argument("--holdout", type=float, default=None,
                    help="--stop selfval: fraction of the measured entries held out (default 0.1)")
     g.add_argument("--refit", action="store_true", default=None,

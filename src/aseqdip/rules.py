@@ -52,7 +52,7 @@ from .physics.placement import to_device
 
 STOP_RULES = ("auto", "none", "selfval", "wmv", "discrepancy", "sure")
 OBSERVABLE = ("discrepancy", "discrepancy_ema", "wmv", "sure", "residual")
-NOISE_SOURCES = ("model", "estimate")
+NOISE_SOURCES = ("model", "estimate", "none")  # none: the data taken as noise-free (level 0)
 OBSERVED_EMA = 0.9  # the decay of the average that ``discrepancy_ema`` watches
 DEFAULT_EVERY = {"selfval": 5, "sure": 5, "discrepancy": 1}
 DEFAULT_PATIENCE = {"selfval": 500, "sure": 500, "wmv": 1000}
@@ -63,7 +63,8 @@ class OutputRule:
     """Which rule decides the returned image, with its settings (None: the rule's default).
 
     ``sigma`` is the noise std per measured entry in data units (None: from ``noise``: ``"model"`` reads the
-    physics' Gaussian noise model, ``"estimate"`` estimates it from y and never reads the model).
+    physics' Gaussian noise model, ``"estimate"`` estimates it from y and never reads the model, ``"none"``
+    takes the data as noise-free, level 0).
     ``observe`` names rules that watch the run without stopping it (``OBSERVABLE``). ``holdout`` is the fraction of measured locations held out by ``selfval``; ``refit``
     reruns the method on all measurements for the budget self-validation found. ``halt=False`` keeps the
     run going after a rule has decided (to compare rules along one run). ``seed`` draws the held-out set
@@ -112,6 +113,12 @@ def resolve_noise(rule: OutputRule, physics: Any, y: torch.Tensor, hint: dict[st
     what = f"--stop {rule.stop}" if rule.stop in ("discrepancy", "sure") else "the observed rules"
     if rule.sigma is not None and not rule.sigma > 0:
         raise UserInputError(f"{what}: the noise level must be positive, got {rule.sigma:g}")
+    if rule.sigma is None and rule.noise == "none":
+        if rule.stop == "sure" or "sure" in rule.observe:
+            raise UserInputError(f"{what}: SURE needs a noise level above 0; --sigma-from none is for the discrepancy "
+                                 f"principle")
+        return NoiseLevel(0.0, "none", "the data taken as noise-free (level 0): the discrepancy principle runs to the "
+                                       "budget and returns the iterate with the smallest residual")
     if rule.sigma is None and rule.noise == "model":
         level = noise_level(physics, y, prefer="model", hint=hint)
         if level.source not in ("model", "file"):
@@ -252,7 +259,7 @@ def reconstruct(method: Any, y: torch.Tensor, physics: Any, rule: OutputRule | N
     physics, y, x0 = _on_run_device(method, physics, y, x0)
     auto_record = None
     if rule.stop == "auto":
-        auto_settings, rule = resolve(method.name, rule, physics)
+        auto_settings, rule = resolve(method.name, rule, physics, noise_hint)
         auto_record = {"method": auto_settings}
         rule, fallback = _auto_without_noise_level(rule, method, physics, y, noise_hint)
         if fallback:

@@ -227,6 +227,10 @@ class Discrepancy(Callback):
     labelled ``"<label>, smallest residual"``, rather than the last one. The two are the same while the fit
     keeps improving; they differ when a run turns unstable late (aSeqDIP on noise-free CT: loss up 300-fold
     after step 2974, the last iterate 16 dB below the best). It costs one image copy per new minimum.
+
+    ``sigma = 0`` says the data are noise-free: the level is 0, which no residual reaches, so the rule runs
+    to the budget and returns the iterate with the smallest residual (its curve then holds the residual
+    itself, in data units, instead of the ratio to sigma^2).
     """
 
     name = "discrepancy"
@@ -234,8 +238,8 @@ class Discrepancy(Callback):
     def __init__(self, estimate: Callable[[LoopState], torch.Tensor], sigma: float, tau: float = 1.0,
                  measured: torch.Tensor | None = None, every: int = 1, halt: bool = True,
                  label: str | None = None) -> None:
-        if not sigma > 0:
-            raise ValueError(f"the discrepancy principle needs a noise level sigma > 0, got {sigma}")
+        if not sigma >= 0:
+            raise ValueError(f"the discrepancy principle needs a noise level sigma >= 0, got {sigma}")
         if not tau > 0:
             raise ValueError(f"tau must be positive, got {tau}")
         if every < 1:
@@ -243,6 +247,7 @@ class Discrepancy(Callback):
         self.estimate = estimate
         self.sigma = float(sigma)
         self.tau = float(tau)
+        self.level = self.tau if self.sigma > 0 else 0.0  # what ``ratio`` is compared with (residual itself at sigma 0)
         self.measured = measured
         self.every = every
         self.halt = halt
@@ -272,9 +277,10 @@ class Discrepancy(Callback):
         with torch.no_grad():
             x = self.estimate(state).detach()
             self._image = _on(self._image, x.device)
-            ratio = float(self.residual(state, x)) / self.sigma**2
+            residual = float(self.residual(state, x))
+            ratio = residual / self.sigma**2 if self.sigma > 0 else residual
         self.curve.add(state.iteration, ratio)
-        if ratio > self.tau:
+        if ratio > self.level:
             self.armed = True
             if ratio < self.nearest_ratio:
                 self.nearest_ratio, self.nearest_iteration, self._nearest = ratio, state.iteration, x.clone()

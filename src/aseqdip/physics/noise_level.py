@@ -50,7 +50,7 @@ import torch
 from .placement import physics_device
 
 MAD_TO_SIGMA = 1.0 / 0.6744897501960817  # sigma of a standard normal over its median absolute deviation
-SOURCES = ("given", "model", "file", "estimate")
+SOURCES = ("given", "model", "file", "estimate", "none")
 
 
 @dataclass(frozen=True)
