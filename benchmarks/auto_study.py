@@ -11,7 +11,9 @@ Each row is one ``aseqdip run`` command (recorded in its metrics.json), of one o
   step and image every observed rule would have chosen with the *estimated* noise level;
 * ``auto``: the default (``--stop auto``), which stops where its rule decides: its returned image, steps
   and seconds are what a user gets. Only aSeqDIP's are run: Vanilla DIP's auto (the discrepancy
-  principle on the estimate, no ramp) is read off its ``paper`` row's observer (``derived``).
+  principle on the estimate, no ramp) is read off its ``paper`` row's observer (``derived``); on CT
+  without a photon count, where auto takes the data as noise-free, off its residual curve (the smallest
+  residual over the run, ``auto_table.smallest_residual``).
 
 Data: the first three images of each group in ``benchmarks/paper_data.py`` (scikit-image photographs,
 pydicom-data MR and CT slices). The ramp and the rule were chosen on other images (scikit-image's rocket
