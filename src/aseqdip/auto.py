@@ -100,7 +100,8 @@ def method_settings(method_name: str, physics: Any = None, task: str | None = No
     The ramp is dropped on the operators of :data:`NO_RAMP_PHYSICS` (the ``ct`` task's).
     """
     settings = dict(choice_for(method_name).method)
-    if task == "ct" if task is not None else _one_of(physics, NO_RAMP_PHYSICS):
+    on_ct = task == "ct" if task is not None else _one_of(physics, NO_RAMP_PHYSICS)
+    if on_ct:
         settings.pop("ramp", None)
     return settings
 
