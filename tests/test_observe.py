@@ -148,6 +148,7 @@ def test_auto_takes_ct_without_a_photon_count_as_noise_free():
     ct = tomography(16, equispaced_angles(6))
     assert noise_source(ct) == "none" and noise_source(ct, {"photons": None, "views": 6}) == "none"
     assert noise_source(ct, {"photons": 1e5}) == "estimate"
+    assert noise_source(ct, {"warm_slice": True}) == "estimate"  # aseqdip volume's warm slices keep the MAD level
     assert resolve("dip", rules.OutputRule(stop="auto"), ct, {"photons": 1e5})[1].noise == "estimate"
     assert resolve("dip", rules.OutputRule(stop="auto", sigma=0.1), ct)[1].noise == "estimate"  # given: used
     assert noise_source(dinv.physics.Denoising()) == "estimate"

@@ -259,10 +259,11 @@ def test_dicom_series_output_read_back_with_geometry_and_hu(tmp_path):
         rows = list(csv.DictReader(f))
     assert [int(r["index"]) for r in rows] == [0, 1, 2, 3]
     assert [r["start"] for r in rows].count("cold") == 1
-    # CT without a photon count: auto's level is 0, no rule stops a slice, so warm slices get a fixed budget's
-    # fifth of the middle slice's 4 steps (at least 1)
-    assert {r["steps"] for r in rows if r["start"] == "warm"} == {"1"}
-    assert {r["noise_source"] for r in rows} == {"none"}
+    assert {r["steps"] for r in rows if r["start"] == "warm"} == {"4"}  # the middle slice's 4 steps, its ceiling
+    # CT without a photon count: the cold middle slice is taken as noise-free (level 0, to its budget); warm
+    # slices stop on the sinogram's MAD level (aseqdip.auto.NOISE_FREE_PHYSICS)
+    assert {r["noise_source"] for r in rows if r["start"] == "cold"} == {"none"}
+    assert {r["noise_source"] for r in rows if r["start"] == "warm"} == {"estimate"}
     assert all(float(r["psnr"]) > 0 for r in rows)
 
 
@@ -483,15 +484,13 @@ def test_warm_start_can_carry_the_input():
 def test_a_fixed_budget_gives_warm_slices_a_fifth_so_ten_slices_cost_under_three_cold_ones():
     from aseqdip.volume import warm_ceiling
 
-    def ceiling(stop: str, warm_fraction: float | None = None, noise_source: str = "estimate") -> int:
+    def ceiling(stop: str, warm_fraction: float | None = None) -> int:
         args = argparse.Namespace(stop=stop, method="aseqdip", warm_iterations=None, warm_fraction=warm_fraction)
-        return warm_ceiling(args, {"steps": 4000, "noise_source": noise_source})
+        return warm_ceiling(args, {"steps": 4000})
 
     assert ceiling("none") == 800 and 4000 + 9 * ceiling("none") < 3 * 4000
     assert ceiling("auto") == 4000  # under a rule, the cold middle slice's steps: a cap the rule mostly stops before
     assert ceiling("none", warm_fraction=0.5) == 2000
-    # auto on CT without a photon count: noise level 0, a rule that cannot stop, so a fixed budget's fifth
-    assert ceiling("auto", noise_source="none") == 800
 
 
 def test_warm_input_can_take_this_slices_own_measurements():

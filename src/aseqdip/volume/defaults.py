@@ -29,16 +29,15 @@ VOLUME_TASKS = ("mri", "ct", "denoise")
 #   reach of most cold slices, the middle one included, but warm slices reach it (544-904 steps): all of the
 #   middle's steps gave +1.55 dB over cold at 0.36 of its steps; a fifth, as under a fixed budget, -0.34 dB
 #   (tuning-ct-small-pseudo.md). So the fraction stays whether or not the middle slice's rule fired. (That
-#   level was the sinogram MAD's floor; auto no longer uses it on CT without a photon count, see
-#   aseqdip.auto.NOISE_FREE_PHYSICS and WARM_FRACTION_FIXED.)
+#   level is the sinogram MAD's floor, which auto keeps for warm slices only: a cold slice on CT without a
+#   photon count is taken as noise-free and runs to its budget, aseqdip.auto.NOISE_FREE_PHYSICS.)
 # * no ramp on warm slices (--warm-ramp keeps it): 24.29 against 25.20 dB at mix 0.5 and a quarter, 24.40
 #   against 26.18 at mix 1 and a third (own z_0): at 3 x lr the fitted network fits the noise in a few steps.
 # * WARM_FRACTION_FIXED: under a fixed budget (--stop none) no rule stops a warm slice, so the ceiling is its
 #   exact step count, and a volume of n slices costs 1 + (n - 1) x fraction cold slices. A fifth keeps a
 #   10-slice volume under the 3 cold slices issue 19 allows (2.8; a quarter would be 3.25). It is not a
 #   quality choice: warm slices start from a fitted network and z_0, and on emri_small's denoising a warm
-#   slice's oracle best came within its first 50 steps (benchmarks/results/volume-warm/). The same holds for
-#   CT without a photon count under --stop auto: its rule has noise level 0 and cannot stop a slice either.
+#   slice's oracle best came within its first 50 steps (benchmarks/results/volume-warm/).
 # * WARM_INPUT_DC: on the MRI pseudo-volume (4x, sigma 5) the neighbour's estimate with this slice's sampled
 #   k-space put back gave 26.63 dB against 26.51, at 0.23 of cold's steps against 0.21: no speed, so off.
 #   Carrying Adam's moments (--warm-optimizer) lost 1.47 dB there (tuning-mr-small-pseudo.md, "what a warm
@@ -116,27 +115,21 @@ def warm_input_dc(args: argparse.Namespace) -> bool:
     return _switch(args, "warm_input_dc", WARM_INPUT_DC)
 
 
-def warm_fraction(args: argparse.Namespace, rule_stops: bool = True) -> float:
-    """``--warm-fraction``, else :data:`WARM_FRACTION_FIXED` under a fixed budget or a rule that cannot stop
-    (``rule_stops`` False: the discrepancy principle at noise level 0) and :data:`WARM_FRACTION` under a rule."""
+def warm_fraction(args: argparse.Namespace) -> float:
+    """``--warm-fraction``, else :data:`WARM_FRACTION_FIXED` under a fixed budget and :data:`WARM_FRACTION` under a rule."""
     from ..pipeline import effective_stop
 
     fraction = getattr(args, "warm_fraction", None)
     if fraction is not None:
         return float(fraction)
-    return WARM_FRACTION_FIXED if effective_stop(args) == "none" or not rule_stops else WARM_FRACTION
+    return WARM_FRACTION_FIXED if effective_stop(args) == "none" else WARM_FRACTION
 
 
 def warm_ceiling(args: argparse.Namespace, middle: dict[str, Any]) -> int:
-    """``--warm-iterations``, else :func:`warm_fraction` of the steps the middle slice took.
-
-    A middle slice whose rule had noise level 0 (``noise_source`` "none": CT without a photon count under
-    ``--stop auto``) ran to its budget, as no rule could stop it; its warm slices get a fixed budget's ceiling.
-    """
+    """``--warm-iterations``, else :func:`warm_fraction` of the steps the middle slice took."""
     if args.warm_iterations is not None:
         return args.warm_iterations
-    fraction = warm_fraction(args, rule_stops=middle.get("noise_source") != "none")
-    return max(1, int(int(middle["steps"]) * fraction + 1e-9))
+    return max(1, int(int(middle["steps"]) * warm_fraction(args) + 1e-9))
 
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .. import __version__, pipeline
+from ..auto import WARM_SLICE
 from ..engine.state import Reconstruction
 from ..engine.warm import Weights, WarmStart
 from ..errors import Interrupted, NonFiniteError
@@ -97,6 +98,8 @@ def run_volume(args: argparse.Namespace, on_slice: Callable[[dict[str, Any]], No
             pipeline.check_problem(args, problem)
             if noise is not None:
                 problem.settings["shared_noise"] = noise
+            if neighbour is not None:
+                problem.settings[WARM_SLICE] = True  # auto's noise level for a warm slice (aseqdip.auto.noise_source)
             start_from = None
             if neighbour is not None:
                 start_from = kept.get(neighbour) or work.weights(neighbour)
