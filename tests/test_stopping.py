@@ -248,6 +248,11 @@ def test_sure_and_discrepancy_need_a_noise_level(camera48):
     for stop in ("sure", "discrepancy"):
         with pytest.raises(UserInputError, match="needs the noise level"):
             rules.reconstruct(dip(iterations=2), clean.y, clean.physics, rules.OutputRule(stop=stop))
+    # --sigma-from none: noise-free, level 0; the discrepancy principle runs to the budget, SURE refuses
+    free = rules.reconstruct(dip(iterations=3), clean.y, clean.physics, rules.OutputRule(stop="discrepancy", noise="none"))
+    assert free.iterations == 3 and free.info["noise"]["source"] == "none"
+    with pytest.raises(UserInputError, match="SURE needs a noise level above 0"):
+        rules.reconstruct(dip(iterations=2), clean.y, clean.physics, rules.OutputRule(stop="sure", noise="none"))
 
 
 def test_sure_refuses_an_operator_other_than_denoising(camera48):
