@@ -1,6 +1,6 @@
 """What the sinogram's MAD noise estimate reads on CT tuning slices, with and without photon noise (issue 18).
 
-    .venv/bin/python -m benchmarks.ct_noise_floor [--out benchmarks/results/noise-estimators/ct-sinogram.md]
+    .venv/bin/python -m benchmarks.ct_noise_floor [--out benchmarks/results/noise-estimators/ct-sinogram-table.md]
 
 Without a photon count, ``--stop auto`` on CT takes its noise level from the MAD of the post-log
 sinogram's second difference along the detector (``physics/noise_level.py``). A sinogram is smooth along
