@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -43,7 +44,8 @@ RESULTS = ROOT / "benchmarks" / "results" / "auto-study"
 RUNS = Path("/work/runs/auto-study") if Path("/work").is_dir() else ROOT / "runs" / "auto-study"
 CEILING = 4000
 IMAGES_PER_TASK = 3
-# seconds per step, one thread, measured on the 2-core AMD EPYC (64 px; x4 at 128 px): for the plan only
+# seconds per step, one thread, measured on the 2-core AMD EPYC (64 px; x4 at 128 px): for the plan before
+# any row has finished; after that the finished rows' own medians (measure)
 STEP_SECONDS = {"shallow": 0.07, "skip": 0.07, "medium": 0.13}
 
 # (task, setting name, options, network kind, sizes): both settings at 64 px, the paper's main one at 128 px
@@ -90,13 +92,48 @@ class Row:
                 "--size", str(self.size), *self.options, "--method", self.method, "--iterations", str(CEILING),
                 "--seed", "0", "--precision", "fp32", *mode, "--track-every", "1", "--checkpoint-every", "500", "--resume", "--no-progress", "--out", str(out)]
 
-    def estimated_seconds(self) -> float:
-        per_step = STEP_SECONDS[self.network] * (self.size / 64) ** 2
-        # auto stops early where there is noise to stop at (a guess: a sixth); noise-free MRI and CT data
-        # leave no noise level to reach, and auto runs to the ceiling there
-        noise_free = self.task in ("mri", "ct") and not {"--sigma", "--photons"} & set(self.options)
-        steps = CEILING if self.kind == "paper" or noise_free else CEILING / 6
-        return per_step * steps * (1.3 if self.kind == "paper" else 1.0)  # observers' cost
+    def estimated_seconds(self, measured: "Measured | None" = None) -> float:
+        """Seconds this row should take: from the rows already finished on this machine where there are
+        any (``measured``), else from :data:`STEP_SECONDS` and a guess at auto's steps."""
+        measured = measured or Measured({}, {})
+        per_step = measured.step_seconds.get((self.network, self.size, self.kind))
+        if per_step is None:
+            per_step = STEP_SECONDS[self.network] * (self.size / 64) ** 2 * (1.3 if self.kind == "paper" else 1.0)
+        if self.kind == "paper":
+            return per_step * CEILING
+        steps = measured.auto_steps.get((self.task, self.setting, self.size))
+        if steps is None:
+            # auto stops early where there is noise to stop at (a guess: a sixth); noise-free MRI and CT data
+            # leave no noise level to reach, and auto runs to the ceiling there
+            noise_free = self.task in ("mri", "ct") and not {"--sigma", "--photons"} & set(self.options)
+            steps = CEILING if noise_free else CEILING / 6
+        return per_step * steps
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What finished rows measured: median seconds per step by (network, size, kind) and median steps of
+    auto by (task, setting, size); the plan's constants were measured on one CPU, and the machine changes."""
+
+    step_seconds: dict[tuple[str, int, str], float]
+    auto_steps: dict[tuple[str, str, int], float]
+
+
+def measure(rows: list[Row], results: Path) -> Measured:
+    """Medians over the finished rows in ``results`` (a resumed run's seconds per step is its last stretch's)."""
+    seconds: dict[tuple[str, int, str], list[float]] = {}
+    steps: dict[tuple[str, str, int], list[float]] = {}
+    for row in rows:
+        path = results / row.ident / "metrics.json"
+        if not path.is_file():
+            continue
+        metrics = json.loads(path.read_text())
+        if metrics.get("seconds_per_iteration"):
+            seconds.setdefault((row.network, row.size, row.kind), []).append(float(metrics["seconds_per_iteration"]))
+        if row.kind == "auto":
+            steps.setdefault((row.task, row.setting, row.size), []).append(float(metrics["iterations"]))
+    return Measured({k: statistics.median(v) for k, v in seconds.items()},
+                    {k: statistics.median(v) for k, v in steps.items()})
 
 
 def derived(method: str, kind: str) -> bool:
@@ -241,7 +278,8 @@ def status(rows: list[Row], runs: Path, results: Path) -> str:
     finished = [r for r in rows if done(r, results)]
     running = [r for r in rows if not done(r, results) and (runs / f"{r.ident}.lock").exists()]
     left = [r for r in rows if not done(r, results)]
-    hours = sum(r.estimated_seconds() for r in left) / 3600
+    measured = measure(rows, results)
+    hours = sum(r.estimated_seconds(measured) for r in left) / 3600
     lines = [f"{len(finished)} of {len(rows)} rows done, {len(running)} running, {len(left)} left "
              f"(about {hours:.1f} h of one core; {hours / 2:.1f} h with two runs at a time)"]
     lines += [f"  running: {r.ident}" for r in running]
@@ -263,8 +301,9 @@ def main(argv: list[str] | None = None) -> int:
         keys = args.only.split(",")
         rows = [r for r in rows if any(k in r.ident for k in keys)]
     if args.action == "plan":
+        measured = measure(rows, args.results)
         for r in rows:
-            print(f"{r.ident:70s} ~{r.estimated_seconds() / 60:5.1f} min")
+            print(f"{r.ident:70s} ~{r.estimated_seconds(measured) / 60:5.1f} min")
         print(status(rows, args.runs, args.results))
     elif args.action == "status":
         print(status(rows, args.runs, args.results))
