@@ -278,7 +278,7 @@ def status(rows: list[Row], runs: Path, results: Path) -> str:
     finished = [r for r in rows if done(r, results)]
     running = [r for r in rows if not done(r, results) and (runs / f"{r.ident}.lock").exists()]
     left = [r for r in rows if not done(r, results)]
-    measured = measure(rows, results)
+    measured = measure(plan(), results)
     hours = sum(r.estimated_seconds(measured) for r in left) / 3600
     lines = [f"{len(finished)} of {len(rows)} rows done, {len(running)} running, {len(left)} left "
              f"(about {hours:.1f} h of one core; {hours / 2:.1f} h with two runs at a time)"]
@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         keys = args.only.split(",")
         rows = [r for r in rows if any(k in r.ident for k in keys)]
     if args.action == "plan":
-        measured = measure(rows, args.results)
+        measured = measure(plan(), args.results)
         for r in rows:
             print(f"{r.ident:70s} ~{r.estimated_seconds(measured) / 60:5.1f} min")
         print(status(rows, args.runs, args.results))
