@@ -7,7 +7,7 @@
 
 Runs ``aseqdip volume`` once per variant (``cold``: ``--cold``; ``warm``: the default warm start;
 ``warm-opt``: ``--warm-optimizer``; ``warm-mix1``, ``warm-opt-mix1``: the same with ``--warm-mix 1``, the
-neighbour's weights as they are), in a subprocess with one torch thread, on the same options, and
+neighbour's weights as they are; ``warm-own``: ``--no-warm-input``, the slice's own z_0), in a subprocess with one torch thread, on the same options, and
 writes ``benchmarks/results/volume-warm/NAME.json`` (every slice's record, the volumes' summaries, the
 CPU) and ``NAME.md`` (the per-slice table and the three criteria of issue 19: warm mean PSNR within
 0.3 dB of cold, warm slices after the first at most a third of cold's steps, the whole warm volume under
@@ -41,7 +41,7 @@ import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results" / "volume-warm"
 FLAGS = {"cold": ["--cold"], "warm": [], "warm-opt": ["--warm-optimizer"], "warm-mix1": ["--warm-mix", "1"],
-         "warm-opt-mix1": ["--warm-optimizer", "--warm-mix", "1"]}
+         "warm-opt-mix1": ["--warm-optimizer", "--warm-mix", "1"], "warm-own": ["--no-warm-input"]}
 
 
 def gpu_name(options: list[str]) -> str | None:
