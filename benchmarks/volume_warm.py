@@ -7,7 +7,8 @@
 
 Runs ``aseqdip volume`` once per variant (``cold``: ``--cold``; ``warm``: the default warm start;
 ``warm-opt``: ``--warm-optimizer``; ``warm-mix1``, ``warm-opt-mix1``: the same with ``--warm-mix 1``, the
-neighbour's weights as they are; ``warm-own``: ``--no-warm-input``, the slice's own z_0), in a subprocess with one torch thread, on the same options, and
+neighbour's weights as they are; ``warm-own``: ``--no-warm-input``, the slice's own z_0; ``warm-neighbour``: ``--warm-input``, the
+neighbour's estimate as z_0), in a subprocess with one torch thread, on the same options, and
 writes ``benchmarks/results/volume-warm/NAME.json`` (every slice's record, the volumes' summaries, the
 CPU) and ``NAME.md`` (the per-slice table and the three criteria of issue 19: warm mean PSNR within
 0.3 dB of cold, warm slices after the first at most a third of cold's steps, the whole warm volume under
@@ -41,7 +42,8 @@ import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results" / "volume-warm"
 FLAGS = {"cold": ["--cold"], "warm": [], "warm-opt": ["--warm-optimizer"], "warm-mix1": ["--warm-mix", "1"],
-         "warm-opt-mix1": ["--warm-optimizer", "--warm-mix", "1"], "warm-own": ["--no-warm-input"]}
+         "warm-opt-mix1": ["--warm-optimizer", "--warm-mix", "1"], "warm-own": ["--no-warm-input"],
+         "warm-neighbour": ["--warm-input"]}
 
 
 def gpu_name(options: list[str]) -> str | None:
@@ -107,14 +109,21 @@ def run_variant(variant: str, options: list[str], where: Path, resume: bool = Fa
     summary = json.loads((out / "volume.json").read_text())
     with open(out / "slices.csv", newline="") as f:
         slices = list(csv.DictReader(f))
-    return {"command": " ".join(argv[2:]), "summary": summary, "slices": slices, "printed": done.stdout.strip()}
+    return {"command": " ".join(argv[2:]), "summary": summary, "slices": slices, "printed": done.stdout.strip(),
+            "cpu": cpu_name(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
 
 
 def table(name: str, result: dict[str, Any]) -> str:
     """The markdown page: per-slice rows of every variant, the means, and the criteria against cold."""
     where = (f"GPU: {result['device']}; host CPU: {result['cpu']}" if result.get("device")
              else f"CPU: {result['cpu']}, one torch thread")
-    lines = [f"# Volume warm start: {name}", "", f"{where}; {result['date']}.",
+    when = f"{where}; {result['date']}."
+    machines = {v: (run.get("cpu", result["cpu"]), run.get("date", result["date"])) for v, run in result["variants"].items()}
+    if len({cpu for cpu, _ in machines.values()}) > 1:
+        # runs of one command on two CPUs drift apart within tens of steps (docs/auto.md): say which is which
+        when = ("One torch thread; the variants ran on different CPUs, so compare a variant with one of its own CPU "
+                "(runs drift apart from rounding): " + "; ".join(f"{v}: {cpu}, {date}" for v, (cpu, date) in machines.items()) + ".")
+    lines = [f"# Volume warm start: {name}", "", when,
              f"Options: `{' '.join(result['options'])}` on {DATA[result.get('data', 'emri_small')]}.",
              "PSNR/SSIM: the returned image's, against the slice as read (the simulation's ground truth). "
              "Oracle best: the best PSNR along the run, found with the ground truth (no user has it).", "",
@@ -173,6 +182,8 @@ def keep_others(result: dict[str, Any], earlier: Path, variants: list[str]) -> N
         saved = json.loads(earlier.read_text())
         for k, v in saved["variants"].items():
             if k not in variants:
+                v.setdefault("cpu", saved.get("cpu"))  # rows written before each variant kept its own machine
+                v.setdefault("date", saved.get("date"))
                 result["variants"].setdefault(k, v)
 
 
