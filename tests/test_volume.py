@@ -520,16 +520,3 @@ def test_warm_input_can_take_this_slices_own_measurements():
         else:
             torch.testing.assert_close(state.z, neighbour)
 
-
-def test_warm_input_default_follows_the_task_and_the_flags():
-    """MRI slices start from their own zero-filled z_0, denoising and CT from the neighbour's estimate;
-    --warm-input / --no-warm-input override, and --warm-input-dc (which corrects the neighbour's estimate)
-    implies it."""
-    from aseqdip.volume import warm_input
-
-    def chosen(task: str, given: bool | None = None, dc: bool | None = None) -> bool:
-        return warm_input(argparse.Namespace(task=task, warm_input=given, warm_input_dc=dc))
-
-    assert (chosen("mri"), chosen("denoise"), chosen("ct")) == (False, True, True)
-    assert chosen("mri", given=True) and not chosen("denoise", given=False)
-    assert chosen("mri", dc=True) and not chosen("mri", given=False, dc=False)

@@ -189,8 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: only the middle slice has it; the others start from a fitted network)")
     vol.add_argument("--warm-input", action=argparse.BooleanOptionalAction, default=None,
                      help="a warm-started slice starts its network input from the neighbour's final one (aSeqDIP: "
-                          "the neighbour's estimate as its z_0; the default for denoise and ct); --no-warm-input: "
-                          "its own first estimate (y or A^H y; the default for mri)")
+                          "the neighbour's estimate as its z_0; the default); --no-warm-input: its own first "
+                          "estimate (y or A^H y)")
     vol.add_argument("--warm-input-dc", action=argparse.BooleanOptionalAction, default=None,
                      help="MRI: put the slice's own sampled k-space lines into the neighbour's estimate before it "
                           "becomes the warm slice's z_0 (the operator's data-consistency step)")

@@ -6,9 +6,8 @@ far better start for the next than random weights and the slice's own first esti
 auto``, aSeqDIP's ramp too); then the walk goes outwards, alternately up and down, and each slice starts
 from its neighbour's final weights (:class:`aseqdip.engine.warm.WarmStart`; Adam's moments too with
 ``--warm-optimizer``; shrunk towards its own random initialisation with ``--warm-mix`` < 1) and from its
-neighbour's final estimate as its input z_0 on denoising and CT, its own first estimate (A^H y) on MRI
-(:data:`WARM_INPUT`; ``--warm-input`` / ``--no-warm-input`` choose; ``--warm-input-dc``: the neighbour's
-estimate with the slice's own sampled k-space put back, for MRI),
+neighbour's final estimate as its input z_0 (``--no-warm-input``: its own first estimate, y or A^H y;
+``--warm-input-dc``: with the slice's own sampled k-space put back, for MRI),
 with its own stopping rule and a smaller ceiling: ``--warm-iterations``, by default a fraction of the steps
 the middle slice took (``--warm-fraction``): all of what the rule needed under a stopping rule (no warm
 slice runs longer than the cold one did; :data:`WARM_FRACTION`), a fifth of ``--iterations`` under the

@@ -12,14 +12,14 @@ VOLUME_TASKS = ("mri", "ct", "denoise")
 # The warm-start defaults, chosen on a tuning pseudo-volume only (benchmarks/volume_tuning.py: pydicom's
 # MR_small, zoomed and shifted per slice; denoising sigma 25, --stop auto with aSeqDIP's ramp; mean over 10
 # slices; benchmarks/results/volume-warm/tuning-mr-small-pseudo.md). Cold: 27.26 dB, SSIM 0.809, 982 steps.
-# * WARM_INPUT, per task: denoising and CT: a warm slice's z_0 is its neighbour's final estimate. With
-#   mix 1 and a quarter: 28.40 dB, SSIM 0.848, 226 steps (every slice above its cold one); with its own
-#   z_0 (y) the best was 26.46 dB (mix 0.75, a third), its warm slices stopping at the ceiling while still
-#   improving. MRI: the slice's own z_0 (its zero-filled image). On the pseudo-volume the two were even
-#   (26.56 against 26.51 dB, 161 against 154 steps); on a real tuning volume, whose neighbours differ as a
-#   study's do (nibabel's anatomical.nii, 4x, sigma 5; tuning-anatomical-mri.md), the own z_0 gave
-#   26.17 against 26.04 dB (cold 25.38) at 0.54 of cold's steps against 0.69: the neighbour's image as
-#   input holds the output near the neighbour, which the slice's k-space must then pull it away from.
+# * WARM_INPUT: a warm slice's z_0 is its neighbour's final estimate. With mix 1 and a quarter: 28.40 dB,
+#   SSIM 0.848, 226 steps (every slice above its cold one); with its own z_0 (y) the best was 26.46 dB
+#   (mix 0.75, a third), its warm slices stopping at the ceiling while still improving. MRI too, though its
+#   own z_0 (A^H y) was tried: even on the pseudo-volume (26.56 against 26.51 dB, 161 against 154 steps),
+#   better on a real tuning volume (nibabel's anatomical.nii: 26.17 against 26.04 dB, 0.54 of cold's steps
+#   against 0.69; tuning-anatomical-mri.md), but worse on both reported MR volumes, each pair on one CPU
+#   (emri_small 23.05 against 23.33 dB, 278 against 248 steps per later slice; example4d 27.07 against
+#   27.23 dB, 230 against 243 steps): no gain that holds, so every task keeps the neighbour's estimate.
 # * WARM_MIX: how much of the neighbour's weights a warm slice starts from, the rest its own random
 #   initialisation (shrink and perturb, Ash & Adams, NeurIPS 2020). With the neighbour's input, 1.0 (28.40
 #   dB) beat 0.75 (27.67) and 0.5 (26.15): the network and its input belong together. (With its own z_0,
@@ -63,7 +63,7 @@ VOLUME_TASKS = ("mri", "ct", "denoise")
 #   post-log noise grows with a ray's attenuation, so it differs from slice to slice.
 SHARED_NOISE = True
 SHARED_NOISE_SLICES = 16
-WARM_INPUT: dict[str, bool] = {"mri": False, "ct": True, "denoise": True}
+WARM_INPUT = True
 WARM_INPUT_DC = False
 WARM_MIX = 1.0
 WARM_FRACTION = 1.0
@@ -114,11 +114,8 @@ def _switch(args: argparse.Namespace, name: str, default: bool) -> bool:
 
 
 def warm_input(args: argparse.Namespace) -> bool:
-    """``--warm-input`` / ``--no-warm-input``; else True with ``--warm-input-dc`` (it corrects the
-    neighbour's estimate), else the task's :data:`WARM_INPUT`."""
-    if getattr(args, "warm_input", None) is None and getattr(args, "warm_input_dc", None):
-        return True
-    return _switch(args, "warm_input", WARM_INPUT.get(args.task, True))
+    """``--warm-input`` / ``--no-warm-input``, else :data:`WARM_INPUT`."""
+    return _switch(args, "warm_input", WARM_INPUT)
 
 
 def warm_input_dc(args: argparse.Namespace) -> bool:
