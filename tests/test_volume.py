@@ -519,4 +519,3 @@ def test_warm_input_can_take_this_slices_own_measurements():
             torch.testing.assert_close(unsampled.A(state.z), unsampled.A(neighbour), atol=1e-5, rtol=1e-5)
         else:
             torch.testing.assert_close(state.z, neighbour)
-

@@ -28,8 +28,7 @@ the slice it was on, if its fingerprint matches. The results appear as a whole f
 """
 
 from .defaults import (SHARED_NOISE, SHARED_NOISE_SLICES, VOLUME_TASKS, WARM_FRACTION, WARM_FRACTION_FIXED,
-                       WARM_INPUT, WARM_INPUT_DC, WARM_MIX, check_options, warm_ceiling, warm_fraction, warm_input,
-                       warm_method)
+                       WARM_INPUT, WARM_INPUT_DC, WARM_MIX, check_options, warm_ceiling, warm_fraction, warm_method)
 from .run import run_volume, solve_slice, task_and_method
 from .slices import Slices, prepare, shared_noise, slice_range, walk
 from .work import WorkFolder, open_work, work_folder
@@ -37,4 +36,4 @@ from .work import WorkFolder, open_work, work_folder
 __all__ = ["SHARED_NOISE", "SHARED_NOISE_SLICES", "VOLUME_TASKS", "WARM_FRACTION", "WARM_FRACTION_FIXED", "WARM_INPUT",
            "WARM_INPUT_DC", "WARM_MIX", "Slices", "WorkFolder", "check_options", "open_work", "prepare", "run_volume",
            "shared_noise", "slice_range", "solve_slice", "task_and_method", "walk", "warm_ceiling", "warm_fraction",
-           "warm_input", "warm_method", "work_folder"]
+           "warm_method", "work_folder"]
