@@ -247,11 +247,11 @@ def run_row(row: Row, runs: Path, results: Path, commit: bool) -> bool:
     target = results / row.ident / "metrics.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(slim(metrics), indent=1))
-    from benchmarks.auto_table import TABLE, write_table  # here: auto_table imports this module
+    from benchmarks.auto_table import write_table  # here: auto_table imports this module
 
-    write_table(results)
+    table = write_table(results)
     if commit:
-        git_commit([target, TABLE], f"auto study: {row.ident} ({metrics['psnr']:.2f} dB, {metrics['iterations']} steps)")
+        git_commit([target, table], f"auto study: {row.ident} ({metrics['psnr']:.2f} dB, {metrics['iterations']} steps)")
     return True
 
 

@@ -136,7 +136,8 @@ def _mean(values: list[float]) -> float:
 
 
 def summary(rows: dict[tuple, dict[str, Any]]) -> list[str]:
-    """Means over images per (task, setting, size): only images with both methods' paper rows."""
+    """Means over images per (task, setting, size): only images with both methods' paper rows (aSeqDIP's
+    alone where the folder holds no Vanilla DIP row of that setting)."""
     groups: dict[tuple, list[tuple]] = defaultdict(list)
     for key in {k[:4] for k in rows}:
         groups[key[:3]].append(key)
@@ -145,13 +146,18 @@ def summary(rows: dict[tuple, dict[str, Any]]) -> list[str]:
              "paper Table 2: aSeqDIP / DIP |", "|" + "---|" * 11]
     for group in sorted(groups, key=lambda g: (g[2], setting_order().index(g[:2]))):
         outs = [(outcome(rows, k, "aseqdip"), outcome(rows, k, "dip")) for k in sorted(groups[group])]
-        outs = [(a, d) for a, d in outs if a and d]
+        both = [(a, d) for a, d in outs if a and d]
+        # a folder of aSeqDIP rows only (benchmarks/auto_holdout.py) has no DIP column to fill
+        outs = both or ([(a, None) for a, d in outs if a] if not any(d for _, d in outs) else [])
         if not outs:
             continue
         cells = [f"{group[0]}, {group[1]}", str(group[2]), str(len(outs)),
                  f"{_mean([a['reference'] for a, _ in outs]):.2f} ({outs[0][0]['reference_is']})"]
         for which in (0, 1):
             os_ = [pair[which] for pair in outs]
+            if None in os_:
+                cells += ["-", "-", "-"]
+                continue
             autos = [o["auto"] for o in os_ if "auto" in o]
             ssims = [x[1] for x in autos if x[1] is not None]
             cells.append(f"{_mean([x[0] for x in autos]):.2f} / {_ssim(_mean(ssims) if len(ssims) == len(autos) else None)}, "
@@ -261,10 +267,13 @@ def replace_block(text: str, block: str) -> str:
     return f"{head}{BEGIN}\n{block}\n{END}{tail}"
 
 
-def table_text(rows: dict[tuple, dict[str, Any]]) -> str:
-    """TABLE.md: the summary, the criteria and every image's line."""
-    return "\n".join(["# Auto study: the table so far", "", f"{len(rows)} rows committed; made by "
-                      "`.venv/bin/python -m benchmarks.auto_table --write` (the study rewrites it as each row "
+def table_text(rows: dict[tuple, dict[str, Any]], name: str = RESULTS.name) -> str:
+    """TABLE.md of the rows in the folder ``name``: the summary, the criteria and every image's line."""
+    title, where = "Auto study", ""
+    if name != RESULTS.name:  # another folder of study rows (benchmarks/auto_holdout.py)
+        title, where = f"Auto study, {name}", f" --results {RESULTS.parent.relative_to(ROOT) / name}"
+    return "\n".join([f"# {title}: the table so far", "", f"{len(rows)} rows committed; made by "
+                      f"`.venv/bin/python -m benchmarks.auto_table --write{where}` (the study rewrites it as each row "
                       "lands). The module's docstring says what each column is.", "", render(rows), "",
                       "## The criteria per task", "",
                       "aSeqDIP's auto against the oracle best of its paper row (the published algorithm's 4000-step run; the oracle needs the ground truth).", "",
@@ -278,11 +287,14 @@ def table_text(rows: dict[tuple, dict[str, Any]]) -> str:
                       "## Per image", "", *per_image(rows), ""])
 
 
-def write_table(results: Path = RESULTS) -> None:
-    """Rewrite TABLE.md from the rows in ``results``, atomically (two study workers may both write it)."""
-    tmp = TABLE.with_name(f".{TABLE.name}.{os.getpid()}")
-    tmp.write_text(table_text(load_rows(results)))
-    os.replace(tmp, TABLE)
+def write_table(results: Path = RESULTS) -> Path:
+    """Rewrite ``results``/TABLE.md from the rows in ``results``, atomically (two study workers may both
+    write it); returns its path."""
+    table = results / TABLE.name
+    tmp = table.with_name(f".{table.name}.{os.getpid()}")
+    tmp.write_text(table_text(load_rows(results), results.name))
+    os.replace(tmp, table)
+    return table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -292,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--readme", action="store_true", help="rewrite the README's block between its markers")
     args = p.parse_args(argv)
     rows = load_rows(args.results)
-    print(table_text(rows))
+    print(table_text(rows, args.results.name))
     if args.write:
         write_table(args.results)
     if args.readme:
