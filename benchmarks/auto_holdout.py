@@ -18,12 +18,10 @@ study or tuning slice (``bad_sequence.dcm``, a neck CT, is JPEG Lossless and nee
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
-from pathlib import Path
 
-from benchmarks.auto_study import RESULTS, RUNS, SETTINGS, Row, status, work
+from benchmarks.auto_study import RESULTS, RUNS, SETTINGS, Row, run_workers, status, work
 from benchmarks.paper_data import builtin_items
 
 HOLDOUT_RESULTS = RESULTS.parent / "auto-holdout"
@@ -66,12 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows:
             print(f"{r.ident:70s} ~{r.estimated_seconds() / 60:5.1f} min (constants of the AMD EPYC)")
     elif args.action == "run" and args.jobs > 1:
-        forwarded = ["--images", str(args.images), *(["--commit"] if args.commit else []),
-                     *(["--hours", str(args.hours)] if args.hours else [])]
-        workers = [subprocess.Popen([sys.executable, "-m", "benchmarks.auto_holdout", "run", "--jobs", "1", *forwarded])
-                   for _ in range(args.jobs)]
-        for w in workers:
-            w.wait()
+        run_workers("benchmarks.auto_holdout", args.jobs,
+                    ["--images", str(args.images), *(["--commit"] if args.commit else []),
+                     *(["--hours", str(args.hours)] if args.hours else [])])
     elif args.action == "run":
         deadline = None if args.hours is None else time.time() + args.hours * 3600
         work(rows, HOLDOUT_RUNS, HOLDOUT_RESULTS, args.commit, deadline)

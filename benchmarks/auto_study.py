@@ -274,6 +274,15 @@ def work(rows: list[Row], runs: Path, results: Path, commit: bool, deadline: flo
             (runs / f"{row.ident}.lock").unlink(missing_ok=True)
 
 
+def run_workers(module: str, jobs: int, options: list[str]) -> None:
+    """Run ``jobs`` single-worker queues (``python -m MODULE run --jobs 1 OPTIONS``) side by side and wait
+    for them; the row locks keep them on different rows."""
+    workers = [subprocess.Popen([sys.executable, "-m", module, "run", "--jobs", "1", *options], cwd=ROOT)
+               for _ in range(jobs)]
+    for w in workers:
+        w.wait()
+
+
 def status(rows: list[Row], runs: Path, results: Path) -> str:
     finished = [r for r in rows if done(r, results)]
     running = [r for r in rows if not done(r, results) and (runs / f"{r.ident}.lock").exists()]
@@ -312,14 +321,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.jobs <= 1:
             work(rows, args.runs, args.results, args.commit, deadline)
         else:
-            workers = [subprocess.Popen([sys.executable, "-m", "benchmarks.auto_study", "run", "--jobs", "1",
-                                         "--runs", str(args.runs), "--results", str(args.results),
-                                         *(["--commit"] if args.commit else []),
-                                         *(["--hours", str(args.hours)] if args.hours else []),
-                                         *(["--only", args.only] if args.only else [])], cwd=ROOT)
-                       for _ in range(args.jobs)]
-            for w in workers:
-                w.wait()
+            run_workers("benchmarks.auto_study", args.jobs,
+                        ["--runs", str(args.runs), "--results", str(args.results),
+                         *(["--commit"] if args.commit else []), *(["--hours", str(args.hours)] if args.hours else []),
+                         *(["--only", args.only] if args.only else [])])
         print(status(rows, args.runs, args.results))
     return 0
 

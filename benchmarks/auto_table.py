@@ -146,9 +146,10 @@ def summary(rows: dict[tuple, dict[str, Any]]) -> list[str]:
              "paper Table 2: aSeqDIP / DIP |", "|" + "---|" * 11]
     for group in sorted(groups, key=lambda g: (g[2], setting_order().index(g[:2]))):
         outs = [(outcome(rows, k, "aseqdip"), outcome(rows, k, "dip")) for k in sorted(groups[group])]
-        both = [(a, d) for a, d in outs if a and d]
-        # a folder of aSeqDIP rows only (benchmarks/auto_holdout.py) has no DIP column to fill
-        outs = both or ([(a, None) for a, d in outs if a] if not any(d for _, d in outs) else [])
+        if any(d for _, d in outs):
+            outs = [(a, d) for a, d in outs if a and d]
+        else:  # a folder of aSeqDIP rows only (benchmarks/auto_holdout.py): no DIP column to fill
+            outs = [(a, None) for a, _ in outs if a]
         if not outs:
             continue
         cells = [f"{group[0]}, {group[1]}", str(group[2]), str(len(outs)),
