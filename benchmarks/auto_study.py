@@ -255,10 +255,14 @@ def run_row(row: Row, runs: Path, results: Path, commit: bool) -> bool:
     return True
 
 
-def work(rows: list[Row], runs: Path, results: Path, commit: bool, deadline: float | None) -> None:
+def work(rows: list[Any], runs: Path, results: Path, commit: bool, deadline: float | None,
+         runner: Any = None) -> None:
     """One worker: take the first row in plan order that is neither done nor locked, until none is left or
     time is up. Each row is looked for from the top of the plan, so a row set aside while the study runs
-    (its metrics.json moved away) is taken before later ones; a row that failed is not retried."""
+    (its metrics.json moved away) is taken before later ones; a row that failed is not retried.
+    ``runner(row, runs, results, commit) -> bool`` runs one row (default :func:`run_row`; other studies
+    bring their own)."""
+    runner = runner or run_row
     failed: set[str] = set()
     while deadline is None or time.time() <= deadline:
         row = next((r for r in rows if r.ident not in failed and not done(r, results) and claim(r, runs)), None)
@@ -266,7 +270,7 @@ def work(rows: list[Row], runs: Path, results: Path, commit: bool, deadline: flo
             return
         try:
             started = time.time()
-            ok = run_row(row, runs, results, commit)
+            ok = runner(row, runs, results, commit)
             print(f"auto_study: {row.ident} {'done' if ok else 'FAILED'} in {time.time() - started:.0f} s", flush=True)
             if not ok:
                 failed.add(row.ident)

@@ -55,6 +55,21 @@ def add_method_arguments(p: argparse.ArgumentParser, checkpoints: bool = True) -
     g.add_argument("--warmup", type=int, default=None,
                    help="aSeqDIP: fit the network at the fixed input z_0 for this many steps first (default 0)")
     g.add_argument("--warmup-lr", type=float, default=None, help="aSeqDIP: learning rate of the warm-up (10 x --lr)")
+    g.add_argument("--recipe", default=None, choices=("paper", "authors"),
+                   help="aSeqDIP: Algorithm 1 as the paper writes it (paper, default) or as the authors' public "
+                        "script for the task runs it (authors); options given here override it (docs/fidelity.md)")
+    g.add_argument("--consistent-output", action="store_true", default=None,
+                   help="aSeqDIP: return the image made data-consistent (inpainting: measured pixels from y)")
+    g.add_argument("--hole-fill", type=float, default=None,
+                   help="aSeqDIP: value of the unmeasured pixels of z_0 = y (inpainting; default 0, the paper's)")
+    g.add_argument("--z0", default=None, choices=("estimate", "random"),
+                   help="aSeqDIP: first input, the first estimate (paper) or uniform noise")
+    g.add_argument("--loss-form", default=None, choices=("squared", "norm"),
+                   help="aSeqDIP: squared norms (paper) or unsquared ||.||_2 terms (authors' MRI and CT scripts)")
+    g.add_argument("--match-scale", action="store_true", default=None,
+                   help="aSeqDIP: scale the network's output once to the first estimate's norm (authors' MRI/CT)")
+    g.add_argument("--accumulate", action="store_true", default=None,
+                   help="aSeqDIP: let gradients add up over the N steps of a block (authors' CT script)")
     g.add_argument("--cs-lambda", type=float, default=None, help="cs: L1-wavelet weight (default 1e-3)")
     g.add_argument("--network", default=None, help="medium_unet, shallow_unet or skip (default: the task's)")
     g.add_argument("--seed", type=int, default=0, help="seed for the network, the input and the simulation")

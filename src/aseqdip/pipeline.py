@@ -27,7 +27,9 @@ from .messages import warn
 # options shared by every method, CLI attribute -> method keyword argument
 METHOD_OPTIONS = {"iterations": "iterations", "inner_steps": "inner_steps", "lam": "lam", "lam_form": "lam_form",
                   "lr": "lr", "dc_update": "dc_update", "cs_lambda": "cs_lambda", "ramp": "ramp", "ramp_lr": "ramp_lr",
-                  "warmup": "warmup", "warmup_lr": "warmup_lr"}
+                  "warmup": "warmup", "warmup_lr": "warmup_lr", "consistent_output": "consistent_output",
+                  "hole_fill": "hole_fill", "z0": "z0", "loss_form": "loss_form", "match_scale": "match_scale",
+                  "accumulate": "accumulate"}
 
 # options of the paper's DIP baselines (docs/methods.md), CLI attribute -> method keyword argument
 BASELINE_OPTIONS = {"references": "references", "alpha": "alpha", "lr_input": "lr_input", "noise_scale": "noise_scale",
@@ -72,6 +74,9 @@ def make_method(args: argparse.Namespace, task_cls: type) -> Any:
     options.update(seed=args.seed, device=args.device, precision=args.precision, progress=not args.no_progress,
                    network=args.network or task_cls.network)
     options.update(getattr(args, "method_extra", {}))
+    for key, value in recipe_options(args).items():  # the recipe's choices where the user made none
+        if options.get(key) is None:
+            options[key] = value
     for key in rule_owned(args):  # options a stopping rule uses when the method has no such setting
         options[key] = None
     if getattr(args, "stop", "none") == "auto" and options.get("ramp") is None and options.get("warmup") is None:
@@ -79,6 +84,16 @@ def make_method(args: argparse.Namespace, task_cls: type) -> Any:
 
         options.update(method_settings(args.method, task=args.task))  # auto's ramp, where the user set none
     return build_method(args.method, options, task_cls.method_defaults.get(args.method), warn=warn)
+
+
+def recipe_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What ``--recipe`` sets for this method and task (``aseqdip.recipes``)."""
+    from .recipes import DEFAULT_RECIPE, recipe_settings
+
+    try:
+        return recipe_settings(getattr(args, "recipe", None) or DEFAULT_RECIPE, getattr(args, "task", None), args.method)
+    except ValueError as exc:
+        raise UserInputError(f"--recipe: {exc}") from None
 
 
 def method_accepts(args: argparse.Namespace, key: str) -> bool:
@@ -228,7 +243,7 @@ def solve_and_save(args: argparse.Namespace, method: Any, problem: Any, extra: d
         result = solve(args, method, problem, **saving)
         with StagedOutput(args.out, replace=bool(getattr(args, "overwrite", False))) as out:
             metrics = save_run(out, problem, method.name, method.hyperparameters(), result,
-                               extra={**extra, "fingerprint": fingerprint})
+                               extra={**extra, "recipe": recipe_record(args), "fingerprint": fingerprint})
     except NonFiniteError as exc:
         exc.kept = kept_note(args, bool(saving), diverged=True)
         raise
@@ -237,6 +252,13 @@ def solve_and_save(args: argparse.Namespace, method: Any, problem: Any, extra: d
     if saving:
         saving["checkpoint"].unlink(missing_ok=True)  # the results are in place: the checkpoint has done its job
     return metrics
+
+
+def recipe_record(args: argparse.Namespace) -> dict[str, Any]:
+    """metrics.json's record of the recipe: its name and what it set (the user's own options overrode it)."""
+    from .recipes import DEFAULT_RECIPE
+
+    return {"name": getattr(args, "recipe", None) or DEFAULT_RECIPE, "set": recipe_options(args)}
 
 
 def kept_note(args: argparse.Namespace, checkpointing: bool, diverged: bool = False) -> str:

@@ -47,6 +47,10 @@ class Hooks(Protocol):
 
     def output(self, state: LoopState) -> tuple[torch.Tensor, int, str]: ...
 
+    def final_image(self, state: LoopState, image: torch.Tensor) -> torch.Tensor: ...
+
+    def clears_gradients(self, state: LoopState) -> bool: ...
+
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch, and return a CPU generator for the run's own draws."""
@@ -169,6 +173,8 @@ def run(
             chosen = cb.selection()
             if chosen is not None:
                 image, iteration_returned, rule = chosen
+        with torch.no_grad():
+            image = hooks.final_image(state, image)
         if not bool(torch.isfinite(image).all()):
             raise NonFiniteError(iteration_returned, "returned image", iterations)
         if dev.type == "cuda":
@@ -190,8 +196,9 @@ def run(
 
 def _step(hooks: Hooks, state: LoopState) -> None:
     """One gradient step on the method's loss, then the method's after-step update."""
-    for opt in state.optimizers:
-        opt.zero_grad(set_to_none=True)
+    if hooks.clears_gradients(state):
+        for opt in state.optimizers:
+            opt.zero_grad(set_to_none=True)
     out = forward(state, hooks.network_input(state))
     loss = hooks.loss(state, out)
     loss.backward()

@@ -135,6 +135,12 @@ class BatchedHooks:
     def output(self, state: LoopState) -> tuple[torch.Tensor, int, str]:
         return self.method.output(state)
 
+    def final_image(self, state: LoopState, image: torch.Tensor) -> torch.Tensor:
+        return self.method.final_image(state, image)
+
+    def clears_gradients(self, state: LoopState) -> bool:
+        return self.method.clears_gradients(state)
+
 
 def reconstruct_many(
     method: Any,
@@ -156,6 +162,9 @@ def reconstruct_many(
     seeds = [method.seed + i for i in range(len(problems))] if seeds is None else [int(s) for s in seeds]
     if len(seeds) != len(problems):
         raise UserInputError(f"got {len(seeds)} seeds for {len(problems)} problems")
+    if not method.batchable:
+        raise UserInputError(f"{method.name} with these settings cannot be stacked exactly (a loss that is not a "
+                             f"mean, or a network scale fitted per problem); run the problems one at a time")
     ys, x0s, ops = [], [], []
     for i, p in enumerate(problems):
         y, x0 = p.y, p.x0

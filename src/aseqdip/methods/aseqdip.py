@@ -22,9 +22,21 @@ climb back to where the run started; a fitted f gives a z_1 at or above z_0 inst
 Algorithm 1 is unchanged: after the warm-up the loop is the paper's, at the paper's learning rate. The
 warm-up steps count in the budget.
 
-Option (not in the paper): ``dc_update=True`` makes the input update data-consistent, z_k = P_y(f(z_{k-1})),
-where P_y is the operator's data-consistency step from ``physics.consistency`` (for MRI: the sampled k-space lines
-of f(z) replaced by the measured ones).
+Options that are not in the paper's text but in the authors' public scripts (docs/fidelity.md lists where
+each comes from and what it measured; ``aseqdip.recipes`` sets them per task in one word). Each defaults
+to the paper's Algorithm 1:
+
+* ``dc_update=True``: the input update is data-consistent, z_k = P_y(f(z_{k-1})), with P_y the operator's
+  data-consistency step (``physics.consistency``; MRI: the sampled k-space lines of f(z) put back).
+* ``consistent_output=True``: the *returned* image gets that step (inpainting: measured pixels from y, the
+  hole from the network). Stopping rules still watch the network's own image, whose residual over the
+  measured entries is what tells a fit from an overfit; the oracle curve scores the returned image.
+* ``hole_fill=V``: the unmeasured entries of z_0 (an inpainting hole) hold V instead of 0.
+* ``z0="random"``: z_0 is uniform noise in [0, 1) instead of the first estimate (y, A^H y or FBP).
+* ``loss_form="norm"``: unsquared norms, ||A f - y||_2 + lambda ||f - z||_2 (lambda as given).
+* ``match_scale=True``: the network's output is scaled once, at the first step, to the norm of the first
+  estimate (``nets.scale``): the authors' k-space (MRI) and sinogram (CT) scaling.
+* ``accumulate=True``: gradients add up over the N steps of a block (zeroed once per input update).
 """
 
 from __future__ import annotations
@@ -33,11 +45,15 @@ from typing import Any, ClassVar
 
 import torch
 
+from torch import nn
+
 from ..engine.loop import forward
 from ..engine.state import LoopState
 from ..errors import UserInputError
+from ..nets.scale import MatchedScale
 from ..physics.consistency import data_consistent, has_data_consistency
-from .base import DIPMethod, squared_error
+from ..physics.holdout import measured_entries
+from .base import DIPMethod, residual_norm, squared_error
 
 
 class ASeqDIP(DIPMethod):
@@ -47,7 +63,9 @@ class ASeqDIP(DIPMethod):
 
     def __init__(self, iterations: int = 4000, inner_steps: int = 2, lam: float = 1.0, lr: float = 1e-4,
                  dc_update: bool = False, warmup: int = 0, warmup_lr: float | None = None, ramp: int = 0,
-                 ramp_lr: float | None = None, lam_form: str = "sum", **kwargs: Any) -> None:
+                 ramp_lr: float | None = None, lam_form: str = "sum", consistent_output: bool = False,
+                 hole_fill: float | None = None, z0: str = "estimate", loss_form: str = "squared",
+                 match_scale: bool = False, accumulate: bool = False, **kwargs: Any) -> None:
         super().__init__(iterations=iterations, lr=lr, **kwargs)
         _check_phase("warm-up", warmup, warmup_lr)
         self.warmup = warmup
@@ -61,20 +79,48 @@ class ASeqDIP(DIPMethod):
             raise ValueError(f"lambda must be non-negative, got {lam}")
         if lam_form not in LAM_FORMS:
             raise ValueError(f"the form of lambda must be one of {', '.join(LAM_FORMS)}, got {lam_form!r}")
+        if z0 not in Z0_CHOICES:
+            raise ValueError(f"z0 must be one of {', '.join(Z0_CHOICES)}, got {z0!r}")
+        if loss_form not in LOSS_FORMS:
+            raise ValueError(f"loss_form must be one of {', '.join(LOSS_FORMS)}, got {loss_form!r}")
+        if hole_fill is not None and z0 == "random":
+            raise ValueError("hole_fill fills z_0's hole, and a random z_0 has none: give one of the two")
         self.lam_form = lam_form
         self.inner_steps = inner_steps
         self.lam = lam
         self.dc_update = dc_update
+        self.consistent_output = consistent_output
+        self.hole_fill = hole_fill
+        self.z0 = z0
+        self.loss_form = loss_form
+        self.match_scale = match_scale
+        self.accumulate = accumulate
+
+    @property
+    def batchable(self) -> bool:  # type: ignore[override]
+        """Stacked runs need a mean loss and no per-problem output scale (engine/stacked.py)."""
+        return self.loss_form == "squared" and not self.match_scale
 
     def hyperparameters(self) -> dict[str, Any]:
         return {**super().hyperparameters(), "inner_steps": self.inner_steps, "lam": self.lam, "lam_form": self.lam_form,
                 "input_updates": max(self.iterations - self.warmup, 0) // self.inner_steps, "dc_update": self.dc_update,
                 "warmup": self.warmup, "warmup_lr": self.warmup_lr if self.warmup else None,
-                "ramp": self.ramp, "ramp_lr": self.ramp_lr if self.ramp else None}
+                "ramp": self.ramp, "ramp_lr": self.ramp_lr if self.ramp else None,
+                "consistent_output": self.consistent_output, "hole_fill": self.hole_fill, "z0": self.z0,
+                "loss_form": self.loss_form, "match_scale": self.match_scale, "accumulate": self.accumulate}
 
     def validate(self, y: torch.Tensor, physics: Any) -> None:
-        if self.dc_update and not has_data_consistency(physics):
-            raise UserInputError(f"the data-consistent input update is not defined for {type(physics).__name__}")
+        for wanted, what in ((self.dc_update, "the data-consistent input update"),
+                             (self.consistent_output, "the data-consistent output")):
+            if wanted and not has_data_consistency(physics):
+                raise UserInputError(f"{what} is not defined for {type(physics).__name__}")
+        if self.hole_fill is not None and not _image_shaped(physics, y):
+            raise UserInputError(f"hole_fill fills unmeasured pixels of z_0 = y; the measurements of "
+                                 f"{type(physics).__name__} are not an image with holes")
+
+    def build_network(self, x0: torch.Tensor, physics: Any, generator: torch.Generator) -> nn.Module:
+        net = super().build_network(x0, physics, generator)
+        return MatchedScale(net, float(torch.linalg.vector_norm(x0.detach().float()))) if self.match_scale else net
 
     def next_input(self, state: LoopState) -> torch.Tensor:
         """z_k = f(z_{k-1}), made data-consistent when ``dc_update`` is on."""
@@ -83,13 +129,23 @@ class ASeqDIP(DIPMethod):
             return data_consistent(state.physics, z, state.y) if self.dc_update else z
 
     def initial_input(self, y: torch.Tensor, physics: Any, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return x0.detach().clone()
+        """z_0: the first estimate (the paper), with its hole filled (``hole_fill``), or noise (``z0="random"``)."""
+        if self.z0 == "random":
+            return torch.rand(x0.shape, generator=generator, dtype=torch.float32).to(x0.device, x0.dtype)
+        z = x0.detach().clone()
+        if self.hole_fill is not None:
+            measured = measured_entries(physics, y).to(z.device)
+            z = torch.where(measured, z, torch.full_like(z, self.hole_fill))
+        return z
 
     def autoencoding_weight(self, out: torch.Tensor, y: torch.Tensor) -> float:
         """The weight of the autoencoding mean beside the data mean (see ``lam_form`` above)."""
         return self.lam * out.numel() / y.numel() if self.lam_form == "sum" else self.lam
 
     def loss(self, state: LoopState, out: torch.Tensor) -> torch.Tensor:
+        if self.loss_form == "norm":
+            data = residual_norm(state.physics.A(out), state.y)
+            return data if self.lam == 0 else data + self.lam * residual_norm(out, state.z)
         data = self.data_fidelity(state, out)
         if self.lam == 0:
             return data
@@ -116,8 +172,16 @@ class ASeqDIP(DIPMethod):
         if self.ends_block(state.iteration):
             state.z = self.next_input(state)
 
+    def clears_gradients(self, state: LoopState) -> bool:
+        """With ``accumulate``, only at the start of a block (gradients add up over its N steps)."""
+        return not self.accumulate or state.iteration <= self.warmup or self.ends_block(state.iteration)
+
     def estimate(self, state: LoopState) -> torch.Tensor:
         return state.z
+
+    def final_image(self, state: LoopState, image: torch.Tensor) -> torch.Tensor:
+        """The chosen image, made data-consistent when ``consistent_output`` is on."""
+        return data_consistent(state.physics, image, state.y) if self.consistent_output else image
 
     def output(self, state: LoopState) -> tuple[torch.Tensor, int, str]:
         if state.iteration <= self.warmup or self.ends_block(state.iteration):
@@ -132,7 +196,16 @@ def _set_lr(optimizers: list[torch.optim.Optimizer], lr: float) -> None:
 
 
 LAM_FORMS = ("sum", "mean")
+LOSS_FORMS = ("squared", "norm")  # the paper's squared norms; the authors' MRI/CT scripts' unsquared ones
+Z0_CHOICES = ("estimate", "random")
 RAMP_FACTOR = 3.0  # the ramp's default rate over lr: 3e-4 for the paper's 1e-4 (docs/auto.md: 10x lowered the peak)
+
+
+def _image_shaped(physics: Any, y: torch.Tensor) -> bool:
+    """True when y is an image with unmeasured pixels (deepinv's inpainting): z_0 = y then has a hole to fill."""
+    import deepinv as dinv
+
+    return isinstance(physics, dinv.physics.Inpainting)
 
 
 def _check_phase(name: str, steps: int, lr: float | None) -> None:

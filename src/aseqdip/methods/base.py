@@ -29,6 +29,12 @@ def squared_error(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (diff.real.square() + diff.imag.square()).mean() if torch.is_complex(diff) else diff.square().mean()
 
 
+def residual_norm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """||a - b||_2, unsquared (the loss form of the aSeqDIP authors' MRI and CT scripts); complex accepted."""
+    diff = a - b
+    return torch.linalg.vector_norm(torch.view_as_real(diff) if torch.is_complex(diff) else diff)
+
+
 class DIPMethod(dinv.models.Reconstructor):
     """A dataless reconstructor on the shared loop: ``x = model(y, physics)``.
 
@@ -39,6 +45,9 @@ class DIPMethod(dinv.models.Reconstructor):
     """
 
     name: ClassVar[str] = "base"
+    # True when B problems stacked into one run (engine/stacked.py) each get exactly their single run:
+    # the loss must be a mean over entries, and nothing in the network may depend on the batch
+    batchable: bool = True
 
     def __init__(
         self,
@@ -102,7 +111,7 @@ class DIPMethod(dinv.models.Reconstructor):
         self.validate(y, physics)
         extra: list[cbs.Callback] = [cbs.TrackLoss(track_every)]
         if monitor is not None:
-            extra.append(cbs.TrackMetric(monitor, self.estimate, "psnr", track_every))
+            extra.append(cbs.TrackMetric(monitor, self.returned_estimate, "psnr", track_every))
         if self.progress:
             extra.append(cbs.Progress(description=self.name))
         if checkpoint is not None:
@@ -158,6 +167,22 @@ class DIPMethod(dinv.models.Reconstructor):
     def estimate(self, state: LoopState) -> torch.Tensor:
         """The method's current image (for curves and stopping rules): the latest network output."""
         return state.output
+
+    def final_image(self, state: LoopState, image: torch.Tensor) -> torch.Tensor:
+        """What the run returns of the image its output rule chose (default: that image as it is).
+
+        Applied after every rule, so stopping rules still watch :meth:`estimate` (aSeqDIP's data-consistent
+        output overrides it); the oracle PSNR curve is taken of this, so that it scores what would be returned.
+        """
+        return image
+
+    def returned_estimate(self, state: LoopState) -> torch.Tensor:
+        """:meth:`estimate` as the run would return it (:meth:`final_image`): the oracle curve's image."""
+        return self.final_image(state, self.estimate(state))
+
+    def clears_gradients(self, state: LoopState) -> bool:
+        """True when the step after ``state.iteration`` starts from zero gradients (the default, every step)."""
+        return True
 
     def output(self, state: LoopState) -> tuple[torch.Tensor, int, str]:
         """The image returned at the end: the network at its final weights on its (unperturbed) input."""

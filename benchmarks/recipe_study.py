@@ -1,0 +1,197 @@
+"""The recipe ablation (issue 37): each difference between aSeqDIP's paper and its authors' scripts, alone and whole.
+
+    .venv/bin/python -m benchmarks.recipe_study plan                   # the rows, in the order they run
+    .venv/bin/python -m benchmarks.recipe_study run --jobs 2 --commit  # work through the queue (resumable)
+    .venv/bin/python -m benchmarks.recipe_study status                 # what is done, running and left
+
+Each row is one ``aseqdip run`` of aSeqDIP with one *variant* (a few flags: one option of
+``aseqdip.recipes``/``methods.aseqdip`` alone, or ``--recipe authors`` whole), of one of two kinds:
+
+* ``fixed``: ``--stop none``, the variant's own budget (4000 steps unless the variant sets another), with
+  the discrepancy rule and the residual observed (``--observe``), so the oracle best is on record too;
+* ``auto``: the default ``--stop auto``: what a user gets.
+
+The paper's recipe and Vanilla DIP are not rerun: their rows are the auto study's
+(``benchmarks/results/auto-study``: the same images, seed, size and commands, ``paper`` and ``auto`` kinds),
+and ``benchmarks.recipe_table`` puts the two together. Settings the auto study never ran (random pixel
+masks) get their own ``paper`` variant and Vanilla DIP rows here.
+
+Images: the auto study's (the first three of each group of ``benchmarks/paper_data.py``), which the recipe
+options were never chosen on: the options come from the authors' scripts, not from measurements here.
+The queue runs the cheap and most telling rows first: auto rows before fixed ones, box inpainting and
+noise-free MRI (where aSeqDIP lost to Vanilla DIP) before the other tasks. Resumable at any moment, like the
+auto study (its lock, checkpoint and commit machinery): a row is done when its slim metrics.json is in
+``--results``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.auto_study import GROUP, ROOT, done, git_commit, run_workers, slim, work
+from benchmarks.paper_data import builtin_items
+
+RESULTS = ROOT / "benchmarks" / "results" / "recipe-study"
+RUNS = Path("/work/runs/recipe-study") if Path("/work").is_dir() else ROOT / "runs" / "recipe-study"
+CEILING = 4000
+IMAGES = 3
+OBSERVE = "discrepancy,residual"
+
+# variants per task family: name -> flags (each one difference alone, then the authors' recipe whole)
+INPAINT = {
+    "authors": ("--recipe", "authors"),
+    "fill0.4": ("--hole-fill", "0.4"),
+    "composite": ("--consistent-output",),
+    "lr3e-4": ("--lr", "3e-4"),
+    "authors-4000": ("--recipe", "authors", "--iterations", "4000"),
+}
+MRI = {
+    "authors": ("--recipe", "authors"),
+    "dc": ("--dc-update",),
+    "lam0": ("--lam", "0"),
+    "norm": ("--loss-form", "norm"),
+    "scale": ("--match-scale",),
+    "consistent": ("--consistent-output",),
+}
+AUTHORS_ONLY = {"authors": ("--recipe", "authors")}
+# deblurring's script runs 10000 steps: capped at the paper's 4000 here (the variant's name says so)
+DEBLUR = {"authors-4000": ("--recipe", "authors", "--iterations", "4000")}
+# a setting with no auto-study rows: the paper's recipe and Vanilla DIP are run here
+BASELINES = {"paper": ()}
+
+# blocks in the order they run: (task, setting, task flags, size, variants, kinds)
+BLOCKS: list[tuple[str, str, tuple[str, ...], int, dict[str, tuple[str, ...]], tuple[str, ...]]] = [
+    ("inpaint", "hiar0.25", ("--hiar", "0.25"), 64, INPAINT, ("auto",)),
+    ("mri", "4x", ("--acceleration", "4"), 64, MRI, ("auto",)),
+    ("mri", "8x", ("--acceleration", "8"), 64, MRI, ("auto",)),
+    ("inpaint", "hiar0.1", ("--hiar", "0.1"), 64, INPAINT, ("auto",)),
+    ("inpaint", "hiar0.25", ("--hiar", "0.25"), 64, INPAINT, ("fixed",)),
+    ("mri", "4x-sigma5", ("--acceleration", "4", "--sigma", "5"), 64, MRI, ("auto",)),
+    ("mri", "4x", ("--acceleration", "4"), 64, MRI, ("fixed",)),
+    ("inpaint", "hiar0.1", ("--hiar", "0.1"), 64, INPAINT, ("fixed",)),
+    ("mri", "8x", ("--acceleration", "8"), 64, MRI, ("fixed",)),
+    ("ct", "18views", ("--views", "18"), 64, AUTHORS_ONLY, ("auto", "fixed")),
+    ("deblur", "noise0.05", ("--noise", "0.05"), 64, DEBLUR, ("auto", "fixed")),
+    ("inpaint", "random0.5", ("--mask", "random", "--missing", "0.5"), 64, {**BASELINES, **INPAINT}, ("auto", "fixed")),
+    ("mri", "4x-sigma5", ("--acceleration", "4", "--sigma", "5"), 64, MRI, ("fixed",)),
+    ("inpaint", "hiar0.25", ("--hiar", "0.25"), 128, INPAINT, ("auto", "fixed")),
+]
+
+
+@dataclass(frozen=True)
+class Row:
+    task: str
+    setting: str
+    options: tuple[str, ...]
+    image: str
+    spec: str
+    size: int
+    method: str
+    variant: str
+    flags: tuple[str, ...]
+    kind: str
+
+    @property
+    def ident(self) -> str:
+        return f"{self.task}-{self.setting}-{self.size}px-{self.image}-{self.method}-{self.variant}-{self.kind}"
+
+    def command(self, out: Path) -> list[str]:
+        mode = (["--stop", "none", "--observe", OBSERVE, "--sigma-from", "estimate"] if self.kind == "fixed"
+                else ["--stop", "auto"])
+        budget = [] if "--iterations" in self.flags or "--recipe" in self.flags else ["--iterations", str(CEILING)]
+        return [str(ROOT / ".venv" / "bin" / "aseqdip"), "run", "--task", self.task, "--image", self.spec,
+                "--size", str(self.size), *self.options, "--method", self.method, *budget, *self.flags,
+                "--seed", "0", "--precision", "fp32", *mode, "--track-every", "1", "--checkpoint-every", "500",
+                "--resume", "--no-progress", "--out", str(out)]
+
+
+def plan() -> list[Row]:
+    """Every row, block by block (see :data:`BLOCKS`), image by image inside a block."""
+    rows = []
+    cache = RUNS / "_data"
+    items = {group: builtin_items(group, cache)[:IMAGES] for group in set(GROUP.values())}
+    for task, setting, options, size, variants, kinds in BLOCKS:
+        for kind in kinds:
+            for item in items[GROUP[task]]:
+                for variant, flags in variants.items():
+                    rows.append(Row(task, setting, options, item.ident, item.spec, size, "aseqdip", variant, flags, kind))
+                    if variant == "paper":  # a setting without auto-study rows: Vanilla DIP beside it
+                        rows.append(Row(task, setting, options, item.ident, item.spec, size, "dip", "paper", (), kind))
+    return rows
+
+
+def run_row(row: Row, runs: Path, results: Path, commit: bool) -> bool:
+    """Run one row (resuming its checkpoint); store its slim metrics.json in ``results``; True when done."""
+    out = runs / row.ident
+    if not (out / "metrics.json").is_file():
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        log = runs / f"{row.ident}.log"
+        with open(log, "a") as fh:
+            code = subprocess.run(row.command(out), env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
+        if code != 0:
+            print(f"recipe_study: {row.ident} failed (exit {code}); see {log}", file=sys.stderr)
+            return False
+    metrics = json.loads((out / "metrics.json").read_text())
+    metrics["study_row"] = {"task": row.task, "setting": row.setting, "image": row.image, "size": row.size,
+                            "method": row.method, "variant": row.variant, "kind": row.kind}
+    target = results / row.ident / "metrics.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(slim(metrics), indent=1))
+    from benchmarks.recipe_table import write_table  # here: recipe_table imports this module
+
+    table = write_table(results)
+    if commit:
+        git_commit([target, table], f"recipe study: {row.ident} ({metrics['psnr']:.2f} dB, {metrics['iterations']} steps)")
+    return True
+
+
+def status(rows: list[Row], runs: Path, results: Path) -> str:
+    finished = [r for r in rows if done(r, results)]
+    running = [r for r in rows if not done(r, results) and (runs / f"{r.ident}.lock").exists()]
+    lines = [f"{len(finished)} of {len(rows)} rows done, {len(running)} running, {len(rows) - len(finished)} left"]
+    lines += [f"  running: {r.ident}" for r in running]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="recipe_study", description=__doc__.split("\n")[0])
+    p.add_argument("action", choices=("plan", "run", "status"))
+    p.add_argument("--runs", type=Path, default=RUNS, help="where runs write their folders and checkpoints")
+    p.add_argument("--results", type=Path, default=RESULTS, help="where finished rows' slim metrics.json go")
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time (one torch thread each)")
+    p.add_argument("--commit", action="store_true", help="commit each finished row")
+    p.add_argument("--hours", type=float, default=None, help="take no new row after this many hours")
+    p.add_argument("--only", default=None, help="comma-separated substrings a row's id must contain (any of)")
+    args = p.parse_args(argv)
+    rows = plan()
+    if args.only:
+        keys = args.only.split(",")
+        rows = [r for r in rows if any(k in r.ident for k in keys)]
+    if args.action == "plan":
+        for r in rows:
+            print(r.ident)
+        print(status(rows, args.runs, args.results))
+    elif args.action == "status":
+        print(status(rows, args.runs, args.results))
+    else:
+        deadline = None if args.hours is None else time.time() + args.hours * 3600
+        if args.jobs <= 1:
+            work(rows, args.runs, args.results, args.commit, deadline, runner=run_row)
+        else:
+            run_workers("benchmarks.recipe_study", args.jobs,
+                        ["--runs", str(args.runs), "--results", str(args.results),
+                         *(["--commit"] if args.commit else []), *(["--hours", str(args.hours)] if args.hours else []),
+                         *(["--only", args.only] if args.only else [])])
+        print(status(rows, args.runs, args.results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

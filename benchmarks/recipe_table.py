@@ -1,0 +1,116 @@
+"""The recipe study's table (issue 37): aSeqDIP as written, each authors' option alone, their recipe whole, Vanilla DIP.
+
+    .venv/bin/python -m benchmarks.recipe_table           # print it
+    .venv/bin/python -m benchmarks.recipe_table --write   # also rewrite results/recipe-study/TABLE.md
+
+Per task, setting and size, one line per aSeqDIP variant, means over the images that variant has done (n):
+the returned PSNR under ``auto`` (the default) and under the fixed budget, auto's steps, and the oracle best
+along the fixed run (found with the ground truth, no user has it; labelled so). The ``paper`` variant and
+Vanilla DIP come from the auto study's rows on the same images (``benchmarks.auto_table.outcome``), unless
+this study ran them (settings the auto study did not hold). A mean over fewer images than another line's is
+not comparable with it: compare lines of equal n, or the per-image rows in the metrics.json files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from benchmarks.auto_study import RESULTS as AUTO_RESULTS
+from benchmarks.auto_table import load_rows as load_auto_rows
+from benchmarks.auto_table import outcome
+from benchmarks.recipe_study import BLOCKS, RESULTS
+
+
+def load_rows(results: Path = RESULTS) -> dict[tuple, dict[str, Any]]:
+    """This study's rows by (task, setting, size, image, method, variant, kind)."""
+    rows = {}
+    for path in sorted(results.glob("*/metrics.json")):
+        m = json.loads(path.read_text())
+        r = m["study_row"]
+        rows[(r["task"], r["setting"], r["size"], r["image"], r["method"], r["variant"], r["kind"])] = m
+    return rows
+
+
+def figures(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[str, Any]]) -> dict[tuple, dict[str, list]]:
+    """(task, setting, size, label) -> lists over images of auto PSNR, auto steps, fixed PSNR, oracle best."""
+    out: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for (task, setting, size, image, method, variant, kind), m in rows.items():
+        label = f"{method} {variant}" if method != "aseqdip" or variant != "paper" else "aseqdip paper"
+        cell = out[(task, setting, size, label)]
+        if kind == "auto":
+            cell["auto"].append(m["psnr"])
+            cell["steps"].append(m["iterations"])
+        else:
+            cell["fixed"].append(m["psnr"])
+            cell["oracle"].append(m["psnr_oracle_best"])
+    images = {(t, s, z, i) for (t, s, z, i, *_rest) in rows}
+    for task, setting, size, image in sorted(images):
+        for method in ("aseqdip", "dip"):
+            if (task, setting, size, image, method, "paper", "fixed") in rows:
+                continue  # this study ran the baseline itself
+            o = outcome(auto_rows, (task, setting, size, image), method)
+            if o is None:
+                continue
+            cell = out[(task, setting, size, f"{method} paper (auto study)")]
+            cell["fixed"].append(o["fixed"][0])
+            cell["oracle"].append(o["oracle"][0])
+            if "auto" in o:
+                cell["auto"].append(o["auto"][0])
+                cell["steps"].append(o["auto"][2])
+    return out
+
+
+def _m(values: list[float], digits: int = 2) -> str:
+    return f"{statistics.mean(values):.{digits}f} ({len(values)})" if values else ""
+
+
+def render(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[str, Any]]) -> str:
+    cells = figures(rows, auto_rows)
+    lines = ["| task | setting | px | aSeqDIP variant / baseline | auto PSNR (n) | auto steps | fixed PSNR (n) | "
+             "oracle best, fixed run (n) |", "|---|---|---|---|---|---|---|---|"]
+    order = []
+    for task, setting, _options, size, _variants, _kinds in BLOCKS:
+        if (task, setting, size) not in order:
+            order.append((task, setting, size))
+    for task, setting, size in order:
+        labels = sorted(label for (t, s, z, label) in cells if (t, s, z) == (task, setting, size))
+        for label in labels:
+            c = cells[(task, setting, size, label)]
+            lines.append(f"| {task} | {setting} | {size} | {label} | {_m(c['auto'])} | {_m(c['steps'], 0)} | "
+                         f"{_m(c['fixed'])} | {_m(c['oracle'])} |")
+    return "\n".join(lines)
+
+
+def table_text(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[str, Any]]) -> str:
+    return ("# Recipe study (issue 37): rows so far\n\n"
+            "Written by `python -m benchmarks.recipe_table --write` from the committed rows; each row's command is "
+            "in its metrics.json. PSNR in dB, means over the images done (n in brackets); the oracle best is found "
+            "with the ground truth (no user has it). aSeqDIP paper and Vanilla DIP rows marked (auto study) are the "
+            "auto study's, same images and commands.\n\n" + render(rows, auto_rows) + "\n")
+
+
+def write_table(results: Path = RESULTS) -> Path:
+    path = results / "TABLE.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(table_text(load_rows(results), load_auto_rows(AUTO_RESULTS)))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="recipe_table", description=__doc__.split("\n")[0])
+    p.add_argument("--write", action="store_true", help="rewrite results/recipe-study/TABLE.md")
+    p.add_argument("--results", type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+    print(table_text(load_rows(args.results), load_auto_rows(AUTO_RESULTS)))
+    if args.write:
+        print(f"wrote {write_table(args.results)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
