@@ -1,0 +1,163 @@
+"""aSeqDIP's recipe options (issue 37): each does what it says, and ``--recipe paper`` is Algorithm 1 as written."""
+
+from __future__ import annotations
+
+import json
+
+import deepinv as dinv
+import numpy as np
+import pytest
+import torch
+
+from aseqdip.cli import build_parser, main
+from aseqdip.engine.precision import fused_adam_supported
+from aseqdip.engine.stacked import reconstruct_many
+from aseqdip.errors import UserInputError
+from aseqdip.methods import ASeqDIP
+from aseqdip.nets import NETWORKS
+from aseqdip.pipeline import make_method
+from aseqdip.recipes import AUTHORS, recipe_settings
+from aseqdip.tasks import TASKS, Inpaint
+
+TINY = dict(precision="fp32", device="cpu", network="shallow_unet")
+
+
+@pytest.fixture(scope="module")
+def hole(astronaut64):
+    """Box inpainting (HIAR 0.25) of a real 64 px photograph, noise-free."""
+    return Inpaint(mask="box", hiar=0.25).simulate(astronaut64, seed=0)
+
+
+def test_the_hole_fill_reaches_z0_and_leaves_the_measured_pixels(hole):
+    method = ASeqDIP(iterations=1, hole_fill=0.4, **TINY)
+    z0 = method.initial_input(hole.y, hole.physics, hole.x0, torch.Generator().manual_seed(0))
+    measured = hole.physics.mask.expand_as(z0) != 0
+    assert (~measured).any()
+    assert torch.all(z0[~measured] == 0.4)
+    assert torch.equal(z0[measured], hole.x0[measured])
+    paper = ASeqDIP(iterations=1, **TINY).initial_input(hole.y, hole.physics, hole.x0, torch.Generator())
+    assert torch.all(paper[~measured] == 0)  # the paper's z_0 = y: a black hole
+
+
+def test_the_hole_fill_is_refused_where_there_is_no_hole():
+    args = build_parser().parse_args(["run", "--task", "mri", "--image", "x", "--out", "unused"])
+    problem = TASKS["mri"].from_args(args).simulate(torch.rand(1, 1, 32, 32), seed=0)
+    with pytest.raises(UserInputError, match="hole_fill"):
+        ASeqDIP(iterations=1, hole_fill=0.4, **TINY).validate(problem.y, problem.physics)
+
+
+def test_the_consistent_output_equals_y_on_the_measured_pixels_and_scores_the_hole(hole):
+    method = ASeqDIP(iterations=6, consistent_output=True, **TINY)
+    result = method.reconstruct(hole.y, hole.physics, x0=hole.x0, monitor=hole.psnr)
+    measured = hole.physics.mask.expand_as(result.image) != 0
+    assert torch.equal(result.image[measured], hole.y[measured])
+    plain = ASeqDIP(iterations=6, **TINY).reconstruct(hole.y, hole.physics, x0=hole.x0, monitor=hole.psnr)
+    assert not torch.equal(plain.image[measured], hole.y[measured])
+    # the same trajectory (the output step changes nothing in the loop), the same hole
+    assert torch.equal(result.image[~measured], plain.image[~measured])
+    # the oracle curve scores the image that would be returned: the composite is closer to the truth
+    assert result.history["psnr"][-1] > plain.history["psnr"][-1]
+
+
+def test_the_unsquared_loss_is_the_sum_of_the_two_norms_and_its_gradient_is_the_unit_residual():
+    physics = dinv.physics.Denoising()
+    y = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    z = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    out = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(3), requires_grad=True)
+
+    class State:  # the two fields the loss reads
+        pass
+
+    state = State()
+    state.physics, state.y, state.z = physics, y, z
+    loss = ASeqDIP(iterations=1, loss_form="norm", lam=0.5, **TINY).loss(state, out)
+    expected = torch.linalg.vector_norm(out - y) + 0.5 * torch.linalg.vector_norm(out - z)
+    assert torch.allclose(loss, expected)
+    (grad,) = torch.autograd.grad(loss, out)
+    d, a = (out - y).detach(), (out - z).detach()
+    assert torch.allclose(grad, d / d.norm() + 0.5 * a / a.norm(), atol=1e-6)
+
+
+def test_a_random_z0_is_uniform_noise_not_the_first_estimate(hole):
+    z0 = ASeqDIP(iterations=1, z0="random", **TINY).initial_input(hole.y, hole.physics, hole.x0,
+                                                                torch.Generator().manual_seed(0))
+    assert z0.shape == hole.x0.shape and not torch.equal(z0, hole.x0)
+    assert 0 <= float(z0.min()) and float(z0.max()) < 1 and abs(float(z0.mean()) - 0.5) < 0.05
+
+
+def test_the_matched_scale_puts_the_first_output_at_the_first_estimates_norm(hole):
+    method = ASeqDIP(iterations=1, match_scale=True, **TINY)
+    net = method.build_network(hole.x0, hole.physics, torch.Generator().manual_seed(0))
+    first = net(hole.x0)
+    assert torch.allclose(first.norm(), hole.x0.norm(), rtol=1e-5)
+    bare = NETWORKS["shallow_unet"](3, 3, generator=torch.Generator().manual_seed(0))
+    assert not torch.allclose(bare(hole.x0).norm(), hole.x0.norm(), rtol=1e-2)
+    assert float(net.state_dict()["scale"]) > 0  # kept in the weights: a checkpoint restores it
+
+
+def test_accumulated_gradients_are_cleared_once_per_block_and_change_the_run(hole):
+    method = ASeqDIP(iterations=12, inner_steps=4, accumulate=True, **TINY)
+
+    class State:
+        iteration = 0
+
+    state = State()
+    cleared = []
+    for step in range(12):
+        state.iteration = step
+        cleared.append(method.clears_gradients(state))
+    assert cleared == [True, False, False, False] * 3
+    plain = ASeqDIP(iterations=12, inner_steps=4, **TINY).reconstruct(hole.y, hole.physics, x0=hole.x0)
+    summed = method.reconstruct(hole.y, hole.physics, x0=hole.x0)
+    assert not torch.equal(plain.image, summed.image)
+
+
+def test_the_paper_recipe_is_algorithm_1_written_out_by_hand(hole):
+    """N Adam steps on ||A f(z) - y||^2 + lambda ||f(z) - z||^2 (as means, same-size y), then z = f(z)."""
+    steps, inner = 8, 2
+    result = ASeqDIP(iterations=steps, inner_steps=inner, **TINY).reconstruct(hole.y, hole.physics, x0=hole.x0)
+    net = NETWORKS["shallow_unet"](3, 3, generator=torch.Generator().manual_seed(0))
+    fused = fused_adam_supported(torch.device("cpu"))  # the loop's Adam: bit for bit the same arithmetic
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4, fused=True if fused else None)
+    z = hole.x0.clone()
+    for _ in range(steps // inner):
+        for _ in range(inner):
+            opt.zero_grad()
+            out = net(z)
+            loss = (hole.physics.A(out) - hole.y).square().mean() + (out - z).square().mean()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            z = net(z)
+    if fused:
+        assert torch.equal(result.image, z)
+    else:  # other Adam kernels round differently; a lambda of 0 or 2 moves the image by more than 0.15
+        assert torch.allclose(result.image, z, atol=5e-3)
+
+
+def test_recipe_paper_is_bit_identical_to_the_default_with_a_fixed_budget(tmp_path, capsys):
+    common = ["run", "--task", "inpaint", "--image", "skimage:astronaut", "--size", "32", "--iterations", "6",
+              "--stop", "none", "--precision", "fp32", "--no-progress"]
+    assert main([*common, "--out", str(tmp_path / "default")]) == 0
+    assert main([*common, "--recipe", "paper", "--out", str(tmp_path / "paper")]) == 0
+    a, b = (np.load(tmp_path / name / "recon.npy") for name in ("default", "paper"))
+    assert np.array_equal(a, b)
+    record = json.loads((tmp_path / "paper" / "metrics.json").read_text())["recipe"]
+    assert record == {"name": "paper", "set": {}}
+
+
+def test_the_authors_recipe_sets_its_task_choices_and_the_users_options_win():
+    args = build_parser().parse_args(["run", "--task", "inpaint", "--image", "x", "--recipe", "authors",
+                                      "--lr", "5e-4", "--out", "unused"])
+    method = make_method(args, TASKS["inpaint"])
+    assert method.hole_fill == 0.4 and method.consistent_output and method.iterations == 400
+    assert method.lr == 5e-4  # the user's, not the recipe's 3e-4
+    assert recipe_settings("authors", "mri", "aseqdip") == AUTHORS["mri"]
+    assert recipe_settings("authors", "mri", "dip") == {}  # recipes are aSeqDIP's
+    with pytest.raises(ValueError, match="recipe"):
+        recipe_settings("mine", "mri", "aseqdip")
+
+
+def test_a_loss_that_is_not_a_mean_is_not_stacked(hole):
+    with pytest.raises(UserInputError, match="one at a time"):
+        reconstruct_many(ASeqDIP(iterations=2, loss_form="norm", **TINY), [hole, hole])
