@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -144,11 +145,13 @@ def run_row(row: Row, runs: Path, results: Path, commit: bool) -> bool:
     target = results / row.ident / "metrics.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(slim(metrics), indent=1))
+    picture = target.parent / "recon.png"  # a few KB: the Figure 5 analogue is drawn from these
+    shutil.copyfile(out / "recon.png", picture)
     from benchmarks.recipe_table import write_table  # here: recipe_table imports this module
 
     table = write_table(results)
     if commit:
-        git_commit([target, table], f"recipe study: {row.ident} ({metrics['psnr']:.2f} dB, {metrics['iterations']} steps)")
+        git_commit([target, picture, table], f"recipe study: {row.ident} ({metrics['psnr']:.2f} dB, {metrics['iterations']} steps)")
     return True
 
 

@@ -24,7 +24,7 @@ def test_run_writes_every_output(tmp_path, task, method, extra):
     code = main(["run", "--task", task, "--image", "skimage:astronaut", "--method", method, "--out", str(out),
                  *TINY, *extra])
     assert code == 0
-    for name in ("recon.png", "recon.npy", "measurement.png", "metrics.json", "psnr_curve.png"):
+    for name in ("recon.png", "recon.npy", "measurement.png", "metrics.json", "psnr_curve.png", "comparison.png"):
         assert (out / name).is_file(), name
     m = json.loads((out / "metrics.json").read_text())
     for key in ("task", "method", "psnr", "ssim", "psnr_measurement", "seconds", "iterations", "seed",
@@ -105,3 +105,13 @@ def test_a_failed_run_leaves_no_output(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         main(["run", "--task", "denoise", "--image", "skimage:camera", "--out", str(tmp_path / "out"), *TINY])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_comparison_zooms_into_where_the_error_is_largest():
+    from aseqdip.plots import error_box
+
+    error = np.zeros((64, 48))
+    error[40:50, 5:15] = 1.0  # one bad region, off centre
+    top, left, side = error_box(error)
+    assert side == 12
+    assert top <= 40 and top + side >= 50 and left <= 5 and left + side >= 15

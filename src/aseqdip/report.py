@@ -14,7 +14,7 @@ from . import __version__
 from .engine.state import Reconstruction
 from .io.outputs import StagedOutput, write_json, write_npy, write_png
 from .metrics import to_numpy_image
-from .plots import psnr_curve
+from .plots import comparison_figure, psnr_curve
 from .tasks.base import Problem
 
 
@@ -85,5 +85,29 @@ def save_run(out: StagedOutput, problem: Problem, method_name: str, hyper: dict[
     psnr_curve(out.path("psnr_curve.png"), result.history,
                title=f"{method_name} on {problem.task}: PSNR against iteration (oracle monitor, not used to choose)",
                returned_iteration=result.iteration_returned, measurement_psnr=metrics.get("psnr_measurement"))
+    write_comparison(out.path("comparison.png"), problem, method_name, result, metrics)
     write_json(out.path("metrics.json"), metrics)
     return metrics
+
+
+ZOOMED_TASKS = ("mri", "ct")  # the paper's Figure 5 zooms into the error of its MRI and CT reconstructions
+
+
+def write_comparison(path: Any, problem: Problem, method_name: str, result: Reconstruction,
+                     metrics: dict[str, Any]) -> None:
+    """comparison.png: first estimate, returned image, truth (when known) and the returned image's error."""
+    def caption(psnr_key: str, ssim_key: str) -> str:
+        return f"{metrics[psnr_key]:.2f} dB / SSIM {metrics[ssim_key]:.3f}" if psnr_key in metrics else ""
+
+    returned = to_numpy_image(problem.to_image(result.image.cpu()))
+    panels = [(problem.measurement_label, to_numpy_image(problem.to_image(problem.x0.cpu())),
+               caption("psnr_measurement", "ssim_measurement")),
+              (f"returned ({method_name}, step {result.iteration_returned})", returned, caption("psnr", "ssim"))]
+    error = None
+    if problem.x_true is not None:
+        truth = to_numpy_image(problem.to_image(problem.x_true.cpu()))
+        panels.append(("ground truth", truth, ""))
+        error = np.abs(returned - truth)
+        error = error.mean(axis=-1) if error.ndim == 3 else error
+    comparison_figure(path, panels, error=error, error_label="max error {:.3f}".format(float(error.max())) if error is not None else "",
+                      title=f"{method_name} on {problem.task}", zoom=problem.task in ZOOMED_TASKS)
