@@ -35,6 +35,18 @@ class _Parser(argparse.ArgumentParser):
         raise UserInputError(message)
 
 
+def _hole_fill(text: str) -> float | str:
+    """--hole-fill: a number, or the name of a fill (physics.masks.HOLE_FILLS)."""
+    from .physics.masks import HOLE_FILLS
+
+    if text in HOLE_FILLS:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number or one of {', '.join(HOLE_FILLS)}, got {text!r}") from None
+
+
 def add_method_arguments(p: argparse.ArgumentParser, checkpoints: bool = True) -> None:
     from .methods import METHODS
 
@@ -60,8 +72,9 @@ def add_method_arguments(p: argparse.ArgumentParser, checkpoints: bool = True) -
                         "script for the task runs it (authors); options given here override it (docs/fidelity.md)")
     g.add_argument("--consistent-output", action="store_true", default=None,
                    help="aSeqDIP: return the image made data-consistent (inpainting: measured pixels from y)")
-    g.add_argument("--hole-fill", type=float, default=None,
-                   help="aSeqDIP: value of the unmeasured pixels of z_0 = y (inpainting; default 0, the paper's)")
+    g.add_argument("--hole-fill", type=_hole_fill, default=None,
+                   help="aSeqDIP: the unmeasured pixels of z_0 = y (inpainting): a value (default 0, the paper's; "
+                        "the authors' script 0.4) or biharmonic (the hole interpolated smoothly)")
     g.add_argument("--z0", default=None, choices=("estimate", "random"),
                    help="aSeqDIP: first input, the first estimate (paper) or uniform noise")
     g.add_argument("--loss-form", default=None, choices=("squared", "norm"),

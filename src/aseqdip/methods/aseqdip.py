@@ -31,7 +31,8 @@ to the paper's Algorithm 1:
 * ``consistent_output=True``: the *returned* image gets that step (inpainting: measured pixels from y, the
   hole from the network). Stopping rules still watch the network's own image, whose residual over the
   measured entries is what tells a fit from an overfit; the oracle curve scores the returned image.
-* ``hole_fill=V``: the unmeasured entries of z_0 (an inpainting hole) hold V instead of 0.
+* ``hole_fill=V``: the unmeasured entries of z_0 (an inpainting hole) hold V instead of 0 (the authors: 0.4), or
+  ``"biharmonic"``: the smooth classical inpainting of the hole (this library's, not the authors').
 * ``z0="random"``: z_0 is uniform noise in [0, 1) instead of the first estimate (y, A^H y or FBP).
 * ``loss_form="norm"``: unsquared norms, ||A f - y||_2 + lambda ||f - z||_2 (lambda as given).
 * ``match_scale=True``: the network's output is scaled once, at the first step, to the norm of the first
@@ -53,6 +54,7 @@ from ..errors import UserInputError
 from ..nets.scale import MatchedScale
 from ..physics.consistency import data_consistent, has_data_consistency
 from ..physics.holdout import measured_entries
+from ..physics.masks import HOLE_FILLS, fill_hole
 from .base import DIPMethod, residual_norm, squared_error
 
 
@@ -64,7 +66,7 @@ class ASeqDIP(DIPMethod):
     def __init__(self, iterations: int = 4000, inner_steps: int = 2, lam: float = 1.0, lr: float = 1e-4,
                  dc_update: bool = False, warmup: int = 0, warmup_lr: float | None = None, ramp: int = 0,
                  ramp_lr: float | None = None, lam_form: str = "sum", consistent_output: bool = False,
-                 hole_fill: float | None = None, z0: str = "estimate", loss_form: str = "squared",
+                 hole_fill: float | str | None = None, z0: str = "estimate", loss_form: str = "squared",
                  match_scale: bool = False, accumulate: bool = False, **kwargs: Any) -> None:
         super().__init__(iterations=iterations, lr=lr, **kwargs)
         _check_phase("warm-up", warmup, warmup_lr)
@@ -83,6 +85,8 @@ class ASeqDIP(DIPMethod):
             raise ValueError(f"z0 must be one of {', '.join(Z0_CHOICES)}, got {z0!r}")
         if loss_form not in LOSS_FORMS:
             raise ValueError(f"loss_form must be one of {', '.join(LOSS_FORMS)}, got {loss_form!r}")
+        if isinstance(hole_fill, str) and hole_fill not in HOLE_FILLS:
+            raise ValueError(f"hole_fill must be a number or one of {', '.join(HOLE_FILLS)}, got {hole_fill!r}")
         if hole_fill is not None and z0 == "random":
             raise ValueError("hole_fill fills z_0's hole, and a random z_0 has none: give one of the two")
         self.lam_form = lam_form
@@ -134,8 +138,7 @@ class ASeqDIP(DIPMethod):
             return torch.rand(x0.shape, generator=generator, dtype=torch.float32).to(x0.device, x0.dtype)
         z = x0.detach().clone()
         if self.hole_fill is not None:
-            measured = measured_entries(physics, y).to(z.device)
-            z = torch.where(measured, z, torch.full_like(z, self.hole_fill))
+            z = fill_hole(z, measured_entries(physics, y).to(z.device), self.hole_fill)
         return z
 
     def autoencoding_weight(self, out: torch.Tensor, y: torch.Tensor) -> float:

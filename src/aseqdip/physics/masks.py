@@ -22,3 +22,27 @@ def box_hole_mask(height: int, width: int, hiar: float) -> torch.Tensor:
     mask = torch.ones(1, 1, height, width)
     mask[..., top : top + hh, left : left + hw] = 0.0
     return mask
+
+
+HOLE_FILLS = ("biharmonic",)  # named fills of a hole besides a constant value
+
+
+def fill_hole(image: torch.Tensor, measured: torch.Tensor, fill: float | str) -> torch.Tensor:
+    """``image`` (B, C, H, W) with its unmeasured pixels (``measured`` False) set to ``fill``.
+
+    ``fill`` is a constant, or ``"biharmonic"``: the smooth interpolation of the measured pixels across the
+    hole (scikit-image's ``inpaint_biharmonic``, per image, colour channels together), the classical
+    inpainting estimate, as FBP is CT's.
+    """
+    if not isinstance(fill, str):
+        return torch.where(measured, image, torch.full_like(image, float(fill)))
+    if fill != "biharmonic":
+        raise ValueError(f"a hole fill is a number or one of {', '.join(HOLE_FILLS)}, got {fill!r}")
+    from skimage.restoration import inpaint_biharmonic
+
+    out = image.detach().cpu().double().numpy().copy()
+    holes = (~measured).detach().cpu().numpy().any(axis=1)  # (B, H, W): a pixel missing in any channel
+    for b in range(out.shape[0]):
+        if holes[b].any():
+            out[b] = inpaint_biharmonic(out[b], holes[b], channel_axis=0)
+    return torch.from_numpy(out).to(image.device, image.dtype)
