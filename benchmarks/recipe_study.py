@@ -52,6 +52,11 @@ INPAINT = {
     "composite": ("--consistent-output",),
     "lr3e-4": ("--lr", "3e-4"),
     "authors-4000": ("--recipe", "authors", "--iterations", "4000"),
+    # not the authors': what else decides a hole (docs/fidelity.md): no autoencoding term, DIP's noise input,
+    # and the classical smooth inpainting of the hole as z_0 (the role FBP plays for CT)
+    "lam0": ("--lam", "0"),
+    "random-z0": ("--z0", "random"),
+    "biharmonic": ("--hole-fill", "biharmonic"),
 }
 MRI = {
     "authors": ("--recipe", "authors"),
