@@ -161,3 +161,26 @@ def test_the_authors_recipe_sets_its_task_choices_and_the_users_options_win():
 def test_a_loss_that_is_not_a_mean_is_not_stacked(hole):
     with pytest.raises(UserInputError, match="one at a time"):
         reconstruct_many(ASeqDIP(iterations=2, loss_form="norm", **TINY), [hole, hole])
+
+
+def test_with_a_data_consistent_input_the_rules_watch_the_networks_own_output():
+    """z_k = P_y(f(z)) fits the sampled lines: a discrepancy rule watching it would stop at once."""
+    from aseqdip.engine.callbacks import Callback
+    from aseqdip.engine.stopping import mean_residual
+
+    args = build_parser().parse_args(["run", "--task", "mri", "--image", "x", "--out", "unused"])
+    problem = TASKS["mri"].from_args(args).simulate(torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0)))
+    method = ASeqDIP(iterations=4, dc_update=True, precision="fp32", device="cpu")
+    seen = []
+
+    class Residuals(Callback):
+        def on_step(self, state):
+            if state.iteration % 2 == 0:  # after an input update
+                seen.append((float(mean_residual(state.physics, state.y, state.z, None)),
+                             float(mean_residual(state.physics, state.y, method.estimate(state), None))))
+
+    result = method.reconstruct(problem.y, problem.physics, x0=problem.x0, callbacks=[Residuals()])
+    # multi-coil data consistency is not an exact projection (S S^H is not the identity), but near one
+    assert all(z_res < 0.1 * watched for z_res, watched in seen)
+    # what is returned is made data-consistent all the same
+    assert float(mean_residual(problem.physics, problem.y, result.image, None)) < 0.1 * seen[-1][1]

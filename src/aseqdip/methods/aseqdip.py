@@ -30,7 +30,8 @@ to the paper's Algorithm 1:
   data-consistency step (``physics.consistency``; MRI: the sampled k-space lines of f(z) put back).
 * ``consistent_output=True``: the *returned* image gets that step (inpainting: measured pixels from y, the
   hole from the network). Stopping rules still watch the network's own image, whose residual over the
-  measured entries is what tells a fit from an overfit; the oracle curve scores the returned image.
+  measured entries is what tells a fit from an overfit (a rule never sees the hole: nothing is measured
+  there); the oracle curve scores the returned image.
 * ``hole_fill=V``: the unmeasured entries of z_0 (an inpainting hole) hold V instead of 0 (the authors: 0.4), or
   ``"biharmonic"``: the smooth classical inpainting of the hole (this library's, not the authors').
 * ``z0="random"``: z_0 is uniform noise in [0, 1) instead of the first estimate (y, A^H y or FBP).
@@ -180,11 +181,19 @@ class ASeqDIP(DIPMethod):
         return not self.accumulate or state.iteration <= self.warmup or self.ends_block(state.iteration)
 
     def estimate(self, state: LoopState) -> torch.Tensor:
-        return state.z
+        """z_k, the paper's reconstruction; with ``dc_update`` the network's latest output f(z) instead.
+
+        A data-consistent z_k fits the measured entries exactly, so its residual is 0 and a discrepancy rule
+        watching it would stop at once (measured: MRI 4x, 64 px); f(z) carries the fit a rule can judge, and
+        :meth:`final_image` makes the chosen one data-consistent, as the next input update would.
+        """
+        return state.output if self.dc_update else state.z
 
     def final_image(self, state: LoopState, image: torch.Tensor) -> torch.Tensor:
-        """The chosen image, made data-consistent when ``consistent_output`` is on."""
-        return data_consistent(state.physics, image, state.y) if self.consistent_output else image
+        """The chosen image, made data-consistent with ``consistent_output`` (and ``dc_update``, see :meth:`estimate`)."""
+        if self.consistent_output or self.dc_update:
+            return data_consistent(state.physics, image, state.y)
+        return image
 
     def output(self, state: LoopState) -> tuple[torch.Tensor, int, str]:
         if state.iteration <= self.warmup or self.ends_block(state.iteration):
