@@ -11,10 +11,12 @@ Each row is one ``aseqdip run`` of aSeqDIP with one *variant* (a few flags: one 
   the discrepancy rule and the residual observed (``--observe``), so the oracle best is on record too;
 * ``auto``: the default ``--stop auto``: what a user gets.
 
-The paper's recipe and Vanilla DIP are not rerun: their rows are the auto study's
-(``benchmarks/results/auto-study``: the same images, seed, size and commands, ``paper`` and ``auto`` kinds),
-and ``benchmarks.recipe_table`` puts the two together. Settings the auto study never ran (random pixel
-masks) get their own ``paper`` variant and Vanilla DIP rows here.
+Under ``auto`` the published methods (aSeqDIP as written, Vanilla DIP, Self-Guided DIP) run here too, on
+the same machine as the variants: the same seed drifts to another trajectory on another CPU, so the
+variants are compared with these. Their fixed runs come from the auto study
+(``benchmarks/results/auto-study``: the same images, seed, size and commands), which
+``benchmarks.recipe_table`` shows beside them; settings the auto study never ran (random pixel masks) get
+their fixed runs here.
 
 Images: the auto study's (the first three of each group of ``benchmarks/paper_data.py``), which the recipe
 options were never chosen on: the options come from the authors' scripts, not from measurements here.
@@ -69,8 +71,9 @@ MRI = {
 AUTHORS_ONLY = {"authors": ("--recipe", "authors")}
 # deblurring's script runs 10000 steps: capped at the paper's 4000 here (the variant's name says so)
 DEBLUR = {"authors-4000": ("--recipe", "authors", "--iterations", "4000")}
-# a setting with no auto-study rows: the paper's recipe and Vanilla DIP are run here
+# a setting with no auto-study rows: the published methods' fixed runs are made here too
 BASELINES = {"paper": ()}
+BASELINE_METHODS = ("aseqdip", "dip", "selfguided")  # run with the paper's settings ("paper" variant)
 
 # blocks in the order they run: (task, setting, task flags, size, variants, kinds)
 BLOCKS: list[tuple[str, str, tuple[str, ...], int, dict[str, tuple[str, ...]], tuple[str, ...]]] = [
@@ -126,10 +129,16 @@ def plan() -> list[Row]:
     for task, setting, options, size, variants, kinds in BLOCKS:
         for kind in kinds:
             for item in items[GROUP[task]]:
+                # under auto, the published methods on this machine first: the same CPU as the variants (a run's
+                # trajectory drifts across CPUs), and their images for the figure; fixed runs of them only
+                # where the auto study has none (the variants that say "paper")
+                baselines = BASELINE_METHODS if kind == "auto" or "paper" in variants else ()
+                for method in baselines:
+                    rows.append(Row(task, setting, options, item.ident, item.spec, size, method, "paper", (), kind))
                 for variant, flags in variants.items():
-                    rows.append(Row(task, setting, options, item.ident, item.spec, size, "aseqdip", variant, flags, kind))
-                    if variant == "paper":  # a setting without auto-study rows: Vanilla DIP beside it
-                        rows.append(Row(task, setting, options, item.ident, item.spec, size, "dip", "paper", (), kind))
+                    if variant != "paper":
+                        rows.append(Row(task, setting, options, item.ident, item.spec, size, "aseqdip", variant,
+                                        flags, kind))
     return rows
 
 
