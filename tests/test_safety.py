@@ -62,6 +62,8 @@ def inputs(tmp_path: Path) -> Path:
     np.save(folder / "sino.npy", rng.random((46, 18)).astype(np.float32))
     (folder / "angles.txt").write_text(" ".join(str(a) for a in np.arange(18) * 10.0))
     shutil.copy(get_testdata_file("CT_small.dcm"), folder / "slice.dcm")
+    (tmp_path / "linked").mkdir()  # a folder and a symbolic link to it, as --out
+    (tmp_path / "link").symlink_to(tmp_path / "linked")
     earlier = tmp_path / "earlier"  # an earlier folder of the user's: not a run's results
     earlier.mkdir()
     shutil.copy(folder / "photo.png", earlier / "recon.png")
@@ -87,6 +89,10 @@ def _cases() -> list[tuple[str, list[str], str]]:
         ("out-is-a-file", [*camera, "--out", "TMP/a_file.txt"], "not a folder"),
         ("out-under-a-file", [*camera, "--out", "TMP/a_file.txt/run"], "is a file, not a folder"),
         ("out-is-the-current-folder", [*camera, "--out", ".", "--overwrite"], "current folder"),
+        ("out-is-empty", [*camera, "--out", ""], "--out is empty"),
+        ("out-is-a-symlink", [*camera, "--out", "TMP/link"], "symbolic link"),
+        ("out-name-250-bytes", [*camera, "--out", "TMP/" + "b" * 250], "folder name is 250 bytes"),
+        ("out-name-300-bytes", [*camera, "--out", "TMP/" + "a" * 300], "folder name is 300 bytes"),
         ("batch-overwrite", ["batch", "--task", "denoise", "--input", "IN", "--out", "OUT", "--executor", "serial",
                              "--overwrite"], "does not apply to a batch"),
         ("batch-into-a-foreign-folder", ["batch", "--task", "denoise", "--input", "IN", "--out", "TMP/earlier",
@@ -216,6 +222,108 @@ def test_a_run_killed_while_saving_loses_nothing_and_the_next_run_cleans_up(tmp_
     assert not list(tmp_path.glob(".out.*")), "the killed run's staging folder was left behind"
 
 
+def test_special_files_are_refused_without_waiting_on_them(tmp_path):
+    """A FIFO as an image, as a volume, or inside a batch's input folder: one line, exit 2, no hang."""
+    special = tmp_path / "special"
+    special.mkdir()
+    os.mkfifo(special / "pipe.png")
+    os.mkfifo(tmp_path / "pipe.nii.gz")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    for argv in (["run", "--task", "denoise", "--image", str(special / "pipe.png"), *TINY, "--out", str(tmp_path / "o1")],
+                 ["volume", "--task", "denoise", "--input", str(tmp_path / "pipe.nii.gz"), "--iterations", "2",
+                  "--out", str(tmp_path / "o2")],
+                 ["batch", "--task", "denoise", "--input", str(special), "--executor", "serial", *TINY,
+                  "--out", str(tmp_path / "o3")]):
+        done = subprocess.run([sys.executable, "-m", "aseqdip.cli", *argv], env=env, capture_output=True, text=True,
+                              timeout=120)  # a hang fails here
+        assert done.returncode == EXIT_USAGE, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and "FIFO" in done.stderr, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe.nii.gz", "special"]  # nothing written
+
+
+def test_a_checkpoint_is_not_thrown_away_by_a_rerun_without_resume(tmp_path, capsys):
+    checkpoint = tmp_path / ".out.checkpoint.pt"
+    checkpoint.write_bytes(b"an earlier run's checkpoint")
+    assert main(["run", "--task", "denoise", "--image", "skimage:camera", *TINY, "--out", str(tmp_path / "out")]) \
+        == EXIT_USAGE
+    err = _one_error_line(capsys)
+    assert "--resume" in err and "delete" in err and str(checkpoint) in err
+    assert checkpoint.read_bytes() == b"an earlier run's checkpoint" and not (tmp_path / "out").exists()
+
+
+def test_a_second_run_for_the_same_out_is_refused_before_it_computes(tmp_path, capsys, monkeypatch):
+    import aseqdip.rules
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        (tmp_path / ".out.lock").write_text(str(holder.pid))  # a live run computing into --out
+        monkeypatch.setattr(aseqdip.rules, "reconstruct", lambda *a, **k: pytest.fail("the second run computed"))
+        assert main(["run", "--task", "denoise", "--image", "skimage:camera", *TINY, "--out", str(tmp_path / "out")]) \
+            == EXIT_USAGE
+        assert f"process {holder.pid}" in _one_error_line(capsys)
+    finally:
+        holder.kill()
+        holder.wait()
+    monkeypatch.undo()
+    # the holder is gone: its lock is taken over, and the run's own lock is gone when it ends
+    assert main(["run", "--task", "denoise", "--image", "skimage:camera", *TINY, "--out", str(tmp_path / "out")]) == 0
+    assert not (tmp_path / ".out.lock").exists()
+
+
+def test_a_run_that_lost_the_race_for_its_out_keeps_its_results_and_says_where(tmp_path):
+    from aseqdip.errors import UserInputError
+    from aseqdip.io import StagedOutput
+
+    dest = tmp_path / "out"
+    with pytest.raises(UserInputError, match="another run wrote that folder") as refused:
+        with StagedOutput(dest) as out:
+            out.path("recon.npy").write_bytes(b"ours")
+            dest.mkdir()  # the other run put its folder in place meanwhile
+            (dest / "metrics.json").write_text("{}")
+    kept = tmp_path / f"out.conflict-{os.getpid()}"
+    assert str(kept) in str(refused.value) and (kept / "recon.npy").read_bytes() == b"ours"
+    assert (dest / "metrics.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize("checkpoints", [False, True])
+def test_a_full_disk_is_one_line_naming_the_file_and_leaves_nothing_partial(tmp_path, checkpoints):
+    import resource
+
+    from aseqdip.cli import EXIT_STORAGE
+
+    def small_files() -> None:  # files over 8 KiB cannot be written (as on a full disk)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "aseqdip.cli", "run", "--task", "denoise", "--image", "skimage:astronaut",
+            "--size", "64", "--iterations", "4", "--no-progress", "--out", str(out),
+            *(["--checkpoint-every", "2"] if checkpoints else [])]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, preexec_fn=small_files)
+    assert done.returncode == EXIT_STORAGE, done.stderr
+    err = done.stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "could not write" in err and "errno 27" in err, err
+    assert ("checkpoint" in err) == checkpoints
+    assert list(tmp_path.iterdir()) == [], "a partial file or folder was left"
+
+
+def test_a_batch_does_not_take_an_earlier_runs_outputs_for_studies(tmp_path):
+    from PIL import Image
+
+    from aseqdip.batch.studies import find_studies
+
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(data / "photo.png")
+    assert main(["batch", "--task", "denoise", "--input", str(data), "--out", str(data / "out2"),
+                 "--executor", "serial", *TINY]) == 0
+    assert (data / "out2" / "photo" / "recon.png").is_file()
+    single = data / "single"  # and a single run's folder written there by hand
+    assert main(["run", "--task", "denoise", "--image", str(data / "photo.png"), *TINY, "--out", str(single)]) == 0
+    assert [s.id for s in find_studies(str(data)).studies] == ["photo"]
+
+
 # ---- 2. the same job -------------------------------------------------------------------------------------
 def test_resume_accepts_only_the_same_job_and_refuses_damaged_checkpoints(tmp_path, capsys, monkeypatch):
     import aseqdip.report
@@ -284,7 +392,19 @@ def test_a_diverging_run_stops_with_one_line_and_writes_nothing(tmp_path, capsys
                  "--out", str(out)])
     assert code == EXIT_NON_FINITE
     err = _one_error_line(capsys)
-    assert "NaN or infinite at step" in err and "--lr" in err and "nothing was written" in err
+    assert ("NaN or infinite at step" in err or "diverged at step" in err) and "--lr" in err
+    assert "nothing was written" in err
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_a_finite_but_diverged_run_stops_too(tmp_path, capsys):
+    """Vanilla DIP at lr 1e6 stays finite (pixels near -3e6) but has nothing to do with the image: exit 3."""
+    out = tmp_path / "out"
+    code = main(["run", "--task", "denoise", "--image", "skimage:camera", "--size", "32", "--iterations", "50",
+                 "--no-progress", "--method", "dip", "--lr", "1e6", "--stop", "none", "--out", str(out)])
+    assert code == EXIT_NON_FINITE
+    err = _one_error_line(capsys)
+    assert "diverged at step" in err and "first estimate's range" in err and "nothing was written" in err
     assert not out.exists() and not list(tmp_path.iterdir())
 
 

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import pipeline
-from .errors import Interrupted, NonFiniteError, UserInputError
+from .errors import Interrupted, NonFiniteError, StorageError, UserInputError
 
 EXIT_USAGE = 2
 EXIT_NON_FINITE = 3
+EXIT_STORAGE = 1  # a file could not be written (full disk, file size limit ...)
 EXIT_INTERRUPTED = 130
 
 
@@ -362,6 +363,9 @@ def _main(argv: Sequence[str] | None) -> int:
     except NonFiniteError as exc:
         print(f"aseqdip: error: {exc}; {exc.kept}", file=sys.stderr)
         return EXIT_NON_FINITE
+    except StorageError as exc:
+        print(f"aseqdip: error: {exc}; {exc.kept}", file=sys.stderr)
+        return EXIT_STORAGE
     except KeyboardInterrupt as exc:
         note = exc.kept if isinstance(exc, Interrupted) else "interrupted before anything was written"
         print(f"aseqdip: {note}", file=sys.stderr)

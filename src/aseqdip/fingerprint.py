@@ -46,11 +46,16 @@ def file_identity(path: str | Path) -> str:
 
     A folder's identity covers the names and identities of the files in it.
     """
+    from .io.special import refuse_special
+
     p = Path(path)
     if not p.exists():
         return "missing"
+    refuse_special(p)  # reading a FIFO would wait for a writer forever
     if p.is_dir():
         digest = hashlib.sha256()
+        for child in sorted(p.rglob("*")):
+            refuse_special(child)
         for child in sorted(q for q in p.rglob("*") if q.is_file()):
             digest.update(f"{child.relative_to(p)}\0{file_identity(child)}\0".encode())
         return f"folder sha256:{digest.hexdigest()}"

@@ -161,15 +161,22 @@ def check_before_computing(args: argparse.Namespace) -> dict[str, Any]:
     Before the output check, what a run for the same ``--out`` killed while saving left is cleaned up.
     """
     from .engine.checkpoint import check_match, read_checkpoint
-    from .io.outputs import remove_stale_staging
-    from .preflight import check_device, check_output
+    from .io.outputs import refuse_if_locked, remove_stale_staging
+    from .preflight import check_device, check_out_name, check_output
 
     check_device(args.device)
+    if not str(args.out).strip():
+        raise UserInputError("--out is empty; name a new folder for the results")
+    check_out_name(Path(args.out))
+    refuse_if_locked(args.out)
     remove_stale_staging(args.out)
     check_output(Path(args.out), overwrite=bool(getattr(args, "overwrite", False)),
                  inputs=input_files(args).values())
     fingerprint = run_fingerprint(args)
     checkpoint = checkpoint_path(args.out)
+    if checkpoint.exists() and not getattr(args, "resume", False):
+        raise UserInputError(f"a checkpoint of an earlier run into --out {args.out} is at {checkpoint}: add --resume "
+                             f"to continue it, or delete that file to start afresh")
     if getattr(args, "resume", False) and checkpoint.exists():
         check_match(checkpoint, read_checkpoint(checkpoint), "fingerprint", fingerprint)
     return fingerprint
@@ -229,6 +236,7 @@ def solve_and_save(args: argparse.Namespace, method: Any, problem: Any, extra: d
     ``metrics.json`` and the checkpoints.
     """
     from .io import StagedOutput
+    from .io.outputs import OutputLock
     from .report import save_run
 
     if fingerprint is None:
@@ -240,10 +248,11 @@ def solve_and_save(args: argparse.Namespace, method: Any, problem: Any, extra: d
         saving = {"checkpoint": checkpoint_path(args.out), "checkpoint_every": every or 500,
                   "resume": bool(getattr(args, "resume", False)), "checkpoint_fingerprint": fingerprint}
     try:
-        result = solve(args, method, problem, **saving)
-        with StagedOutput(args.out, replace=bool(getattr(args, "overwrite", False))) as out:
-            metrics = save_run(out, problem, method.name, method.hyperparameters(), result,
-                               extra={**extra, "recipe": recipe_record(args), "fingerprint": fingerprint})
+        with OutputLock(args.out):  # a second run for this --out is refused before it computes
+            result = solve(args, method, problem, **saving)
+            with StagedOutput(args.out, replace=bool(getattr(args, "overwrite", False))) as out:
+                metrics = save_run(out, problem, method.name, method.hyperparameters(), result,
+                                   extra={**extra, "recipe": recipe_record(args), "fingerprint": fingerprint})
     except NonFiniteError as exc:
         exc.kept = kept_note(args, bool(saving), diverged=True)
         raise

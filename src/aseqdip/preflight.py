@@ -72,6 +72,10 @@ def check_output(out: Path, *, overwrite: bool = False, inputs: Iterable[Path] =
     ``metrics.json``, a volume's ``volume.json``), which the run then replaces as a whole. It may never hold an input, nor the
     current folder. Its parent must be writable (the results are staged beside it).
     """
+    check_out_name(out, option)
+    if out.is_symlink():
+        raise UserInputError(f"{option} {out} is a symbolic link (to {os.readlink(out)}); give the folder itself, "
+                             f"so that no run replaces the link or writes where it does not show")
     where = out.resolve()
     for path in inputs:
         p = Path(path).resolve()
@@ -90,6 +94,24 @@ def check_output(out: Path, *, overwrite: bool = False, inputs: Iterable[Path] =
                 raise UserInputError(f"{option} {out} holds files that are not an aseqdip run's results; "
                                      f"--overwrite replaces only an earlier run's folder")
     check_writable(where.parent, f"{option} {out}")
+
+
+# the longest name a run makes beside --out: ".NAME.partial-PID-xxxxxxxx" (PID up to 7 digits)
+STAGING_EXTRA = len("..partial--xxxxxxxx") + 7
+
+
+def check_out_name(out: Path, option: str = "--out") -> None:
+    """Refuse a folder name too long for the names a run makes beside it (checked before any file system call:
+    a name over the file system's limit makes every call on it fail)."""
+    try:
+        limit = os.pathconf(out.parent if str(out.parent) else ".", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    length = len(out.name.encode())
+    if length + STAGING_EXTRA > limit:
+        raise UserInputError(f"{option}: the folder name is {length} bytes long; with the staging name a run "
+                             f"makes beside it (.NAME.partial-PID-xxxxxxxx) it must stay within this file "
+                             f"system's {limit}, so use at most {limit - STAGING_EXTRA}")
 
 
 def check_writable(folder: Path, what: str) -> None:

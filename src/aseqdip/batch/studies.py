@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..errors import UserInputError
 from ..io.dicom import is_dicom
+from ..io.special import is_result_folder, refuse_special
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
 FASTMRI_SUFFIXES = (".h5", ".hdf5")
@@ -54,7 +55,8 @@ class Discovery:
 def find_studies(spec: str, exclude: Path | None = None) -> Discovery:
     """The studies under ``spec`` (a folder, searched recursively, or a glob), in a stable order.
 
-    Hidden files and folders, and anything under ``exclude`` (the batch's own output folder), are ignored.
+    Hidden files and folders, anything under ``exclude`` (the batch's own output folder) and every folder that
+    holds an earlier aseqdip run's or batch's results are ignored; a special file (a FIFO ...) is refused.
     """
     files, root = _files(spec)
     if exclude is not None:
@@ -94,7 +96,10 @@ def find_volumes(spec: str, exclude: Path | None = None) -> Discovery:
     """
     path = Path(spec)
     if path.is_dir():
-        entries = sorted(e for e in path.iterdir() if not e.name.startswith("."))
+        entries = sorted(e for e in path.iterdir() if not e.name.startswith(".") and not (
+            e.is_dir() and is_result_folder(e)))
+        for entry in entries:
+            refuse_special(entry, "the input folder holds")
         dicoms = [e for e in entries if e.is_file() and is_dicom(e)]
         if dicoms and not all(_multi_frame(d) for d in dicoms):
             entries = [path]  # its DICOM files are slices: the folder is one series
@@ -151,9 +156,16 @@ def _files(spec: str) -> tuple[list[Path], Path]:
     """The files ``spec`` names and the folder their study names are relative to."""
     path = Path(spec)
     if path.is_dir():
-        found = [Path(dirpath) / name for dirpath, dirs, names in os.walk(path)
-                 for name in names if not name.startswith(".")
-                 if not any(part.startswith(".") for part in Path(dirpath).relative_to(path).parts)]
+        found = []
+        for dirpath, dirs, names in os.walk(path):
+            here = Path(dirpath)
+            if any(part.startswith(".") for part in here.relative_to(path).parts) or (
+                    here != path and is_result_folder(here)):
+                dirs[:] = []  # hidden, or an earlier run's or batch's results: not studies
+                continue
+            found += [here / name for name in names if not name.startswith(".")]
+        for file in found:
+            refuse_special(file, "the input folder holds")
         return sorted(found), path
     if path.is_file():
         return [path], path.parent

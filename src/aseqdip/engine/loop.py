@@ -4,8 +4,9 @@ A method is a set of hooks (:class:`Hooks`): it builds the network, chooses the 
 its optimisers, says what the network sees at each step, defines the loss, updates the input after a
 step, and picks the output. The loop owns everything else: device and precision, seeding, the
 gradient step, timing and the callbacks (progress, metric tracking, stopping, output rules). It also
-refuses to go on once the loss or the network output is NaN or infinite (:class:`FiniteGuard`): such a
-run stops with :class:`~aseqdip.errors.NonFiniteError` instead of returning a meaningless image.
+refuses to go on once the loss or the network output is NaN or infinite, or the output leaves the first
+estimate's range by orders of magnitude (:class:`FiniteGuard`): such a run stops with
+:class:`~aseqdip.errors.NonFiniteError` instead of returning a meaningless image.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import NonFiniteError
+from ..errors import DIVERGENCE_FACTOR, DivergedError, NonFiniteError
 from ..physics.placement import to_device
 from .callbacks import Callback
 from .checkpoint import Checkpointer, load_checkpoint
@@ -71,26 +72,33 @@ class FiniteGuard:
 
     NONE = 2**62
 
-    def __init__(self, device: torch.device, every: int = 25, sync_at: Any = None) -> None:
+    def __init__(self, device: torch.device, every: int = 25, sync_at: Any = None, scale: float = 1.0) -> None:
         self.every = 1 if device.type == "cpu" else every
         self.sync_at = sync_at or (lambda iteration: False)
         self.first_bad: torch.Tensor | None = None
+        # a finite output this far outside the first estimate's range is a diverged run (DivergedError)
+        self.scale = max(float(scale), 1.0)
+        self.limit = DIVERGENCE_FACTOR * self.scale
 
     def check(self, state: LoopState) -> None:
         loss_ok = torch.isfinite(state.loss).all()
         out_ok = torch.isfinite(state.output).all()
+        peak = state.output.detach().abs().amax()
         if self.every == 1:
             if not bool(loss_ok):
                 raise NonFiniteError(state.iteration, "loss", state.iterations)
             if not bool(out_ok):
                 raise NonFiniteError(state.iteration, "network output", state.iterations)
+            if float(peak) > self.limit:
+                raise DivergedError(state.iteration, float(peak), self.scale, state.iterations)
             return
+        out_ok = out_ok & (peak <= self.limit)
         step = torch.where(loss_ok & out_ok, self.NONE, state.iteration)
         self.first_bad = step if self.first_bad is None else torch.minimum(self.first_bad, step)
         if state.iteration % self.every == 0 or state.iteration >= state.iterations or self.sync_at(state.iteration):
             first = int(self.first_bad)
             if first != self.NONE:
-                raise NonFiniteError(first, "loss or network output", state.iterations)
+                raise NonFiniteError(first, "loss or network output (NaN, infinite or diverged)", state.iterations)
 
 
 def engine_identity(hooks: Any, iterations: int, seed: int, y: torch.Tensor, x0: torch.Tensor) -> dict[str, Any]:
@@ -156,7 +164,8 @@ def run(
     if resume_from is not None and Path(resume_from).exists():
         fingerprint = next((cb.fingerprint for cb in checkpointers if cb.path == Path(resume_from)), None)
         load_checkpoint(resume_from, state, others, identity=identity, fingerprint=fingerprint)
-    guard = FiniteGuard(dev, sync_at=lambda it: any(cb.saves_at(it, iterations) for cb in checkpointers))
+    guard = FiniteGuard(dev, sync_at=lambda it: any(cb.saves_at(it, iterations) for cb in checkpointers),
+                        scale=float(x0.detach().abs().max()) if x0.numel() else 1.0)
 
     first_step = state.iteration  # > 0 when resumed: only the steps from here on are timed
     for cb in callbacks:

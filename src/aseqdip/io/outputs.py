@@ -7,6 +7,7 @@ half a result, nor a mix of two runs' files.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -17,21 +18,33 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import StorageError, UserInputError
+
 
 def atomic_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write ``path`` through a temporary file beside it; a failed write leaves no file and raises
+    :class:`~aseqdip.errors.StorageError` (full disk, file size limit, read-only ...), naming the file."""
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.fchmod(fd, 0o644)  # mkstemp makes the file private; results are ordinary files
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        _remove(tmp)
+        raise StorageError(path, exc) from None
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _remove(tmp)
         raise
+
+
+def _remove(tmp: str | None) -> None:
+    if tmp is not None and os.path.exists(tmp):
+        os.unlink(tmp)
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -40,7 +53,10 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def write_npy(path: Path, array: np.ndarray) -> None:
-    atomic_write(Path(path), lambda f: np.save(f, array, allow_pickle=False))
+    # serialised first: numpy's own file writes lose the errno of a failed write ("N requested and M written")
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    atomic_write(Path(path), lambda f: f.write(buf.getvalue()))
 
 
 def write_png(path: Path, image: np.ndarray) -> None:
@@ -80,10 +96,13 @@ class StagedOutput:
 
     def __enter__(self) -> "StagedOutput":
         parent = self.dest.resolve().parent
-        parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_staging(self.dest)
-        self.stage = Path(tempfile.mkdtemp(prefix=f"{_staging_prefix(self.dest, 'partial')}{os.getpid()}-",
-                                           dir=parent))
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_staging(self.dest)
+            self.stage = Path(tempfile.mkdtemp(prefix=f"{_staging_prefix(self.dest, 'partial')}{os.getpid()}-",
+                                               dir=parent))
+        except OSError as exc:
+            raise StorageError(parent, exc) from None
         return self
 
     def path(self, name: str) -> Path:
@@ -106,7 +125,10 @@ class StagedOutput:
             os.rename(self.stage, self.dest)
             return
         if not self.dest.is_dir() or (any(self.dest.iterdir()) and not self.replace):
-            raise FileExistsError(f"{self.dest} exists and is not empty; not replaced")
+            kept = self.dest.resolve().parent / f"{self.dest.name}.conflict-{os.getpid()}"
+            os.rename(self.stage, kept)  # the finished run is not thrown away
+            raise UserInputError(f"--out {self.dest}: another run wrote that folder while this one computed; "
+                                 f"this run's results are in {kept}")
         old = self.dest.resolve().parent / f"{_staging_prefix(self.dest, 'old')}{os.getpid()}-{self.stage.name[-8:]}"
         os.rename(self.dest, old)  # the earlier folder steps aside as a whole ...
         try:
@@ -115,6 +137,66 @@ class StagedOutput:
             os.rename(old, self.dest)
             raise
         shutil.rmtree(old, ignore_errors=True)
+
+
+class OutputLock:
+    """A file ``.NAME.lock`` beside ``dest`` holding this process's id while a run computes into ``dest``.
+
+    A second run for the same folder is refused before it computes anything (:func:`locked_by`); the lock of
+    a process that no longer exists is taken over.
+    """
+
+    def __init__(self, dest: str | Path) -> None:
+        self.path = lock_path(dest)
+        self.dest = Path(dest)
+
+    def __enter__(self) -> "OutputLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = locked_by(self.dest)
+                if holder is not None:
+                    raise UserInputError(_busy(self.dest, holder)) from None
+                self.path.unlink(missing_ok=True)  # a dead run's lock
+                continue
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            return self
+        raise UserInputError(f"--out {self.dest}: could not take the lock {self.path}")
+
+    def __exit__(self, *exc: Any) -> None:
+        if locked_by(self.dest) == os.getpid() or not self.path.exists():
+            self.path.unlink(missing_ok=True)
+
+
+def lock_path(dest: str | Path) -> Path:
+    dest = Path(dest)
+    return dest.resolve().parent / f".{dest.name}.lock"
+
+
+def locked_by(dest: str | Path) -> int | None:
+    """The id of a live process holding ``dest``'s lock (this one included), or None."""
+    try:
+        pid = int(lock_path(dest).read_text().strip() or 0)
+    except (OSError, ValueError):
+        return None
+    if pid == os.getpid():
+        return pid
+    return pid if pid and _alive(pid) else None
+
+
+def refuse_if_locked(dest: str | Path) -> None:
+    """One line when another live run is computing into ``dest`` right now."""
+    holder = locked_by(dest)
+    if holder is not None and holder != os.getpid():
+        raise UserInputError(_busy(Path(dest), holder))
+
+
+def _busy(dest: Path, pid: int) -> str:
+    return (f"--out {dest}: another aseqdip run (process {pid}) is writing that folder now; wait for it to end "
+            f"or choose another folder")
 
 
 def _staging_prefix(dest: Path, kind: str) -> str:
