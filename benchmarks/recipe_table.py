@@ -4,8 +4,10 @@
     .venv/bin/python -m benchmarks.recipe_table --write   # also rewrite results/recipe-study/TABLE.md
 
 Per task, setting and size, one line per aSeqDIP variant, means over the images that variant has done (n):
-the returned PSNR under ``auto`` (the default) and under the fixed budget, auto's steps, and the oracle best
-along the fixed run (found with the ground truth, no user has it; labelled so). The ``paper`` variant and
+the returned PSNR under ``auto`` (the default) and, paired image by image, its difference from aSeqDIP as
+written run under ``auto`` on the same machine; the fixed budget's; auto's steps; and the oracle best along
+the fixed run (found with the ground truth, no user has it; labelled so). On inpainting lines the
+biharmonic fill of the hole alone (no network) is the classical reference. The ``paper`` variant and
 Vanilla DIP come from the auto study's rows on the same images (``benchmarks.auto_table.outcome``), unless
 this study ran them (settings the auto study did not hold). A mean over fewer images than another line's is
 not comparable with it: compare lines of equal n, or the per-image rows in the metrics.json files.
@@ -45,6 +47,7 @@ def figures(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[str, 
         if kind == "auto":
             cell["auto"].append(m["psnr"])
             cell["steps"].append(m["iterations"])
+            cell["auto_by_image"].append((image, m["psnr"]))
         else:
             cell["fixed"].append(m["psnr"])
             cell["oracle"].append(m["psnr_oracle_best"])
@@ -65,23 +68,52 @@ def figures(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[str, 
     return out
 
 
+def classical_fill(rows: dict[tuple, dict[str, Any]]) -> dict[tuple, list[float]]:
+    """(task, setting, size) -> PSNR of the biharmonic fill of the hole alone (no network, milliseconds), per
+    inpainting image of this study: the classical estimate every inpainting method should beat."""
+    from aseqdip.physics.holdout import measured_entries
+    from aseqdip.physics.masks import fill_hole
+    from aseqdip.tasks import Inpaint
+
+    out: dict[tuple, list[float]] = defaultdict(list)
+    seen = set()
+    for (task, setting, size, image, *_rest), m in sorted(rows.items()):
+        if task != "inpaint" or (setting, size, image) in seen:
+            continue
+        seen.add((setting, size, image))
+        settings = m["task_settings"]
+        inpaint = Inpaint(mask=settings["mask"], hiar=settings.get("hiar", 0.25), missing=settings.get("missing", 0.5),
+                          sigma=settings.get("sigma", 0.0))
+        problem = inpaint.simulate(inpaint.load(m["image"], size=size), seed=m["seed"])
+        filled = fill_hole(problem.x0, measured_entries(problem.physics, problem.y), "biharmonic")
+        out[(task, setting, size)].append(problem.metrics(filled)["psnr"])
+    return out
+
+
 def _m(values: list[float], digits: int = 2) -> str:
     return f"{statistics.mean(values):.{digits}f} ({len(values)})" if values else ""
 
 
 def render(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[str, Any]]) -> str:
     cells = figures(rows, auto_rows)
-    lines = ["| task | setting | px | aSeqDIP variant / baseline | auto PSNR (n) | auto steps | fixed PSNR (n) | "
-             "oracle best, fixed run (n) |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| task | setting | px | aSeqDIP variant / baseline | auto PSNR (n) | auto: vs aSeqDIP paper, same images "
+             "(n) | auto steps | fixed PSNR (n) | oracle best, fixed run (n) |", "|---|---|---|---|---|---|---|---|---|"]
     order = []
     for task, setting, _options, size, _variants, _kinds in BLOCKS:
         if (task, setting, size) not in order:
             order.append((task, setting, size))
+    fills = classical_fill(rows)
     for task, setting, size in order:
+        if fills.get((task, setting, size)):
+            lines.append(f"| {task} | {setting} | {size} | *biharmonic fill alone (no network)* | "
+                         f"{_m(fills[(task, setting, size)])} | | 0 | | |")
         labels = sorted(label for (t, s, z, label) in cells if (t, s, z) == (task, setting, size))
         for label in labels:
             c = cells[(task, setting, size, label)]
-            lines.append(f"| {task} | {setting} | {size} | {label} | {_m(c['auto'])} | {_m(c['steps'], 0)} | "
+            paper = dict(cells.get((task, setting, size, "aseqdip paper"), {}).get("auto_by_image", []))
+            paired = [v - paper[i] for i, v in c.get("auto_by_image", []) if i in paper]
+            delta = f"{statistics.mean(paired):+.2f} ({len(paired)})" if paired and label != "aseqdip paper" else ""
+            lines.append(f"| {task} | {setting} | {size} | {label} | {_m(c['auto'])} | {delta} | {_m(c['steps'], 0)} | "
                          f"{_m(c['fixed'])} | {_m(c['oracle'])} |")
     return "\n".join(lines)
 
