@@ -88,10 +88,11 @@ def make_method(args: argparse.Namespace, task_cls: type) -> Any:
 
 def recipe_options(args: argparse.Namespace) -> dict[str, Any]:
     """What ``--recipe`` sets for this method and task (``aseqdip.recipes``)."""
-    from .recipes import DEFAULT_RECIPE, recipe_settings
+    from .recipes import default_recipe, recipe_settings
 
+    task = getattr(args, "task", None)
     try:
-        return recipe_settings(getattr(args, "recipe", None) or DEFAULT_RECIPE, getattr(args, "task", None), args.method)
+        return recipe_settings(getattr(args, "recipe", None) or default_recipe(task), task, args.method)
     except ValueError as exc:
         raise UserInputError(f"--recipe: {exc}") from None
 
@@ -265,9 +266,10 @@ def solve_and_save(args: argparse.Namespace, method: Any, problem: Any, extra: d
 
 def recipe_record(args: argparse.Namespace) -> dict[str, Any]:
     """metrics.json's record of the recipe: its name and what it set (the user's own options overrode it)."""
-    from .recipes import DEFAULT_RECIPE
+    from .recipes import default_recipe
 
-    return {"name": getattr(args, "recipe", None) or DEFAULT_RECIPE, "set": recipe_options(args)}
+    return {"name": getattr(args, "recipe", None) or default_recipe(getattr(args, "task", None)),
+            "set": recipe_options(args)}
 
 
 def kept_note(args: argparse.Namespace, checkpointing: bool, diverged: bool = False) -> str:
