@@ -267,6 +267,8 @@ def _truncate(path):
     ("ismrmrd", "radial", "radial trajectory is not supported"), ("twix-ve", "radial", "radial trajectory"),
     ("ismrmrd", "coil", "missing coils"), ("twix-ve", "coil", "missing coils"), ("twix-vb", "coil", "missing coils"),
     ("ismrmrd", "truncated", "truncated"), ("twix-ve", "truncated", "truncated"), ("twix-vb", "truncated", "truncated"),
+    # a readout header damaged into a line counter far beyond the encoding (issue 36: read as 26587 lines)
+    ("twix-ve", "line-counter", "line counter is 26587"), ("twix-vb", "line-counter", "line counter is 26587"),
 ])
 def test_files_the_readers_cannot_handle_are_refused_in_one_line(tmp_path, capsys, phantom, fmt, defect, phrase):
     scan = phantom.scan
@@ -279,10 +281,30 @@ def test_files_the_readers_cannot_handle_are_refused_in_one_line(tmp_path, capsy
         readouts = [r._replace(partition=r.line % 2) for r in readouts]
     if defect == "coil":
         readouts = _missing_coil(readouts)
+    if defect == "line-counter":
+        readouts[len(readouts) // 2] = readouts[len(readouts) // 2]._replace(line=26587)
     path = write(fmt, tmp_path / "bad", scan, readouts)
     if defect == "truncated":
         _truncate(path)
     _refused(capsys, path, tmp_path, phrase)
+
+
+@pytest.mark.parametrize("fmt", ["twix-ve", "twix-vb"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_twix_file_with_garbage_written_mid_file_is_refused_in_one_line(tmp_path, capsys, phantom, fmt, seed):
+    """4 KiB of random bytes in the middle (issue 36: a real gre.dat so damaged read as a 26587-line k-space)."""
+    path = write(fmt, tmp_path / "damaged", phantom.scan, cartesian_readouts(phantom.kspace_os, phantom.scan))
+    raw = bytearray(path.read_bytes())
+    middle = len(raw) // 2
+    raw[middle : middle + 4096] = np.random.default_rng(seed).bytes(4096)
+    path.write_bytes(bytes(raw))
+    out = tmp_path / "never"
+    code = main(["reconstruct", "--task", "mri", "--kspace", str(path), "--iterations", "2", "--out", str(out),
+                 "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert any(word in err for word in ("corrupt", "truncated", "could not read", "missing coils")), err
+    assert not out.exists()
 
 
 def test_unknown_content_and_slices_out_of_range_are_refused(tmp_path, capsys, phantom):

@@ -113,6 +113,29 @@ def _header(hdr: dict[str, Any], where: str) -> tuple[dict[str, Any], float | No
     return kspace, oversampling
 
 
+def _check_against_header(where: str, kspace: dict[str, Any], oversampling: float | None, line: np.ndarray,
+                          samples: np.ndarray, channels: np.ndarray) -> None:
+    """Refuse readouts that contradict the protocol: a damaged file (bytes overwritten mid-file) parses into
+    readout headers with counters far outside the encoding, or lengths and channel counts that disagree.
+
+    The bounds are generous (twice the encoded lines, four times the oversampled base resolution), so a
+    file with phase oversampling or partial Fourier passes; a damaged one is far outside them.
+    """
+    header_lines = kspace.get("lPhaseEncodingLines")
+    if isinstance(header_lines, int) and header_lines > 0 and (line.min() < 0 or line.max() >= 2 * header_lines):
+        raise UserInputError(f"{where}: corrupt twix file: a readout's line counter is {int(line.max())}, the protocol "
+                             f"encodes {header_lines} lines")
+    base = kspace.get("lBaseResolution")
+    if isinstance(base, int) and base > 0 and samples.max() > 4 * base * (oversampling or 2.0):
+        raise UserInputError(f"{where}: corrupt twix file: a readout holds {int(samples.max())} samples, the protocol's "
+                             f"base resolution is {base}")
+    if samples.min() < 1:
+        raise UserInputError(f"{where}: corrupt twix file: a readout holds no samples")
+    if len(set(channels.tolist())) > 1:
+        raise UserInputError(f"{where}: missing coils or a corrupt file: the readouts disagree on the channel count "
+                             f"({', '.join(str(c) for c in sorted(set(channels.tolist())))})")
+
+
 def read_twix_file(path: Path) -> tuple[Readouts, Encoding, CoilNoise | None, dict[str, Any]]:
     """Readouts, encoding and noise-scan covariance of a twix file (see the module docstring)."""
     twixtools = _twixtools()
@@ -150,6 +173,7 @@ def read_twix_file(path: Path) -> tuple[Readouts, Encoding, CoilNoise | None, di
     centre_line = int(mdh[0].CenterLin)
     readout = int(np.max(2 * np.maximum(centre_col, samples - centre_col)))
     header_lines = kspace_hdr.get("lPhaseEncodingLines")
+    _check_against_header(where, kspace_hdr, oversampling, line, samples, np.array([h.UsedChannels for h in mdh], np.int64))
     lines = max(int(header_lines) if isinstance(header_lines, int) else 0,
                 2 * max(centre_line, int(line.max()) + 1 - centre_line))
     base = kspace_hdr.get("lBaseResolution")
