@@ -116,6 +116,8 @@ def _cases() -> list[tuple[str, list[str], str]]:
         ("dicom-for-a-photo-task", ["run", "--task", "denoise", "--image", "IN/slice.dcm", *TINY, "--out", "OUT"],
          "a DICOM file; only the ct and mri tasks"),
         ("lr-nan", [*camera, "--lr", "nan", "--out", "OUT"], "--lr must be a finite number"),
+        ("iterations-beyond-a-year", [*camera, "--iterations", "99999999999999999999", "--out", "OUT"],
+         "more than a year of steps"),
         ("lam-inf", [*camera, "--lam", "inf", "--out", "OUT"], "--lam must be a finite number"),
         ("hu-window-nan", ["run", "--task", "ct", "--image", "skimage:camera", *TINY, "--hu-window", "nan", "1",
                            "--out", "OUT"], "--hu-window must be a finite number"),

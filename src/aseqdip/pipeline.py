@@ -38,6 +38,10 @@ BASELINE_OPTIONS = {"references": "references", "alpha": "alpha", "lr_input": "l
                     "sample_every": "sample_every", "sure_sigma": "sure_sigma", "input_noise": "input_noise"}
 
 
+# a year of steps at the fastest step measured (7.7 ms, MRI 320 px on an H200: benchmarks/results/device-h200)
+MAX_ITERATIONS = 4 * 10**9
+
+
 def validate_common(args: argparse.Namespace) -> None:
     """Checks of the options every task shares (no data read, nothing about this machine)."""
     from .preflight import MIN_SIDE, check_numbers
@@ -50,6 +54,9 @@ def validate_common(args: argparse.Namespace) -> None:
                              f"{MIN_SIDE}x{MIN_SIDE} (the SSIM window)")
     if getattr(args, "iterations", None) is not None and args.iterations < 1:
         raise UserInputError(f"--iterations must be at least 1, got {args.iterations}")
+    if getattr(args, "iterations", None) is not None and args.iterations > MAX_ITERATIONS:
+        raise UserInputError(f"--iterations {args.iterations} is more than a year of steps even at the fastest step "
+                             f"measured (about 8 ms on an H200); use at most {MAX_ITERATIONS:.0e}")
     if getattr(args, "track_every", 1) < 1:
         raise UserInputError("--track-every must be at least 1")
     if getattr(args, "checkpoint_every", None) is not None and args.checkpoint_every < 1:
