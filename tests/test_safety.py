@@ -529,4 +529,25 @@ def test_an_interrupted_batch_says_what_it_kept(tmp_path, capsys, monkeypatch):
                  "--cpus-per-study", "1", "--iterations", "2", "--no-progress"]) == EXIT_INTERRUPTED
     err = _one_error_line(capsys)
     assert "1 of 2 studies are finished and kept" in err and "rerun the same command" in err
+    assert "checkpoint" not in err  # the interrupted study had saved none
     assert (out / "camera" / "metrics.json").is_file() and (out / "results.csv").is_file()
+
+
+def test_an_interrupted_batch_names_the_checkpoint_it_kept(tmp_path, capsys, monkeypatch):
+    import aseqdip.batch.executors as executors
+    from aseqdip.io import load_image, write_png
+    from aseqdip.metrics import to_numpy_image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    write_png(src / "camera.png", to_numpy_image(load_image("skimage:camera", size=16)))
+
+    def interrupted_after_a_checkpoint(job):
+        (tmp_path / "out" / ".camera.checkpoint.pt").write_bytes(b"saved at step 2")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(executors, "run_study", interrupted_after_a_checkpoint)
+    assert main(["batch", "--task", "denoise", "--input", str(src), "--out", str(tmp_path / "out"), "--executor",
+                 "serial", "--iterations", "4", "--checkpoint-every", "2", "--no-progress"]) == EXIT_INTERRUPTED
+    err = _one_error_line(capsys)
+    assert ".camera.checkpoint.pt" in err and "resumed there" in err

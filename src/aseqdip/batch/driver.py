@@ -98,8 +98,13 @@ def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str
                 run_serial(todo, on_record, retries)
         except KeyboardInterrupt:
             finished = sum(ledger.is_done(s.id) for s in found.studies)
+            kept = [pipeline.checkpoint_path(out / s.id) for s in found.studies if not ledger.is_done(s.id)]
+            kept = [c for c in kept if c.exists()]
+            partial = (f"; the unfinished stud{'y' if len(kept) == 1 else 'ies'}' checkpoint{'s' if len(kept) > 1 else ''} "
+                       f"({', '.join(c.name for c in kept)}) {'is' if len(kept) == 1 else 'are'} kept and resumed there"
+                       if kept else "")
             raise Interrupted(f"interrupted; {finished} of {len(found.studies)} studies are finished and kept in "
-                              f"{out} (results.csv); rerun the same command to finish the rest") from None
+                              f"{out} (results.csv){partial}; rerun the same command to finish the rest") from None
         finally:
             bar.close()
             results = ledger.write_results(found.studies)
