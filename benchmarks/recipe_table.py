@@ -118,6 +118,56 @@ def render(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[str, A
     return "\n".join(lines)
 
 
+README_BEGIN, README_END = "<!-- recipe-table: begin -->", "<!-- recipe-table: end -->"
+
+
+def readme_block(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[str, Any]]) -> str:
+    """README's table: per setting, aSeqDIP as written, as its authors run it and with this library's default
+    (all under ``auto``, on the same machine and images), Vanilla DIP beside them; the fixed budget's returned
+    image and its oracle best from the auto study. Only settings where every column of ``auto`` has landed."""
+    from aseqdip.recipes import default_recipe
+
+    cells = figures(rows, auto_rows)
+    fills = classical_fill(rows)
+    lines = [README_BEGIN,
+             "Returned PSNR (dB) under the default `--stop auto` (means over n images, auto's mean steps in brackets); "
+             "fixed 4000 and its oracle best (found with the ground truth: no user has it) from the auto study.", "",
+             "| task, setting | px | n | classical reference | aSeqDIP as written | as its authors run it | our default "
+             "(recipe) | Vanilla DIP | aSeqDIP fixed 4000 / oracle best | DIP fixed 4000 / oracle best |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    done = []
+    for task, setting, _options, size, _variants, _kinds in BLOCKS:
+        if (task, setting, size) in done:
+            continue
+        done.append((task, setting, size))
+        get = lambda label: cells.get((task, setting, size, label), {})  # noqa: E731
+        paper, authors, dip = get("aseqdip paper"), get("aseqdip authors"), get("dip paper")
+        default = default_recipe(task)
+        chosen = get("aseqdip paper" if default == "paper" else f"aseqdip {default}")
+        n = len(paper.get("auto", []))
+        if not n or len(authors.get("auto", [])) != n or len(dip.get("auto", [])) != n:
+            continue
+        fixed_a, fixed_d = get("aseqdip paper (auto study)"), get("dip paper (auto study)")
+
+        def mean_steps(c: dict) -> str:
+            return f"{statistics.mean(c['auto']):.2f} ({statistics.mean(c['steps']):.0f})"
+
+        reference = (f"{statistics.mean(fills[(task, setting, size)]):.2f} (biharmonic fill)"
+                     if fills.get((task, setting, size)) else "")
+        both = lambda c: f"{statistics.mean(c['fixed']):.2f} / {statistics.mean(c['oracle']):.2f}" if c.get(  # noqa: E731
+            "fixed") else ""
+        lines.append(f"| {task}, {setting} | {size} | {n} | {reference} | {mean_steps(paper)} | {mean_steps(authors)} | "
+                     f"{mean_steps(chosen)} ({default}) | {mean_steps(dip)} | {both(fixed_a)} | {both(fixed_d)} |")
+    lines.append(README_END)
+    return "\n".join(lines)
+
+
+def write_readme(readme: Path, rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[str, Any]]) -> None:
+    text = readme.read_text()
+    start, end = text.index(README_BEGIN), text.index(README_END) + len(README_END)
+    readme.write_text(text[:start] + readme_block(rows, auto_rows) + text[end:])
+
+
 def table_text(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[str, Any]]) -> str:
     return ("# Recipe study (issue 37): rows so far\n\n"
             "Written by `python -m benchmarks.recipe_table --write` from the committed rows; each row's command is "
@@ -136,11 +186,16 @@ def write_table(results: Path = RESULTS) -> Path:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="recipe_table", description=__doc__.split("\n")[0])
     p.add_argument("--write", action="store_true", help="rewrite results/recipe-study/TABLE.md")
+    p.add_argument("--readme", action="store_true", help="rewrite README's recipe table block")
     p.add_argument("--results", type=Path, default=RESULTS)
     args = p.parse_args(argv)
-    print(table_text(load_rows(args.results), load_auto_rows(AUTO_RESULTS)))
+    rows, auto_rows = load_rows(args.results), load_auto_rows(AUTO_RESULTS)
+    print(table_text(rows, auto_rows))
     if args.write:
         print(f"wrote {write_table(args.results)}")
+    if args.readme:
+        write_readme(Path(__file__).resolve().parent.parent / "README.md", rows, auto_rows)
+        print("rewrote README.md's recipe table")
     return 0
 
 
