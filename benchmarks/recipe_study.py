@@ -59,6 +59,8 @@ INPAINT = {
     "lam0": ("--lam", "0"),
     "random-z0": ("--z0", "random"),
     "biharmonic": ("--hole-fill", "biharmonic"),
+    # the biharmonic z_0 carried through the first input update: 200 steps fitting f(z_0) to z_0 first
+    "biharmonic-warmup": ("--hole-fill", "biharmonic", "--warmup", "200"),
 }
 MRI = {
     "authors": ("--recipe", "authors"),
