@@ -57,11 +57,11 @@ def rows(small: bool) -> list[tuple[str, list[str]]]:
     for name, task in settings(small):
         budget = ["--iterations", "40"] if small else []
         authors = bool(recipe_settings("authors", task[1], "aseqdip"))  # denoising's script is the paper's recipe
-        out += [(f"{name}-aseqdip-paper-fixed", [*task, "--method", "aseqdip", *budget, *FIXED])]
+        out += [(f"{name}-aseqdip-paper-fixed", [*task, "--method", "aseqdip", "--recipe", "paper", *budget, *FIXED])]
         out += [(f"{name}-aseqdip-authors-fixed", [*task, "--method", "aseqdip", "--recipe", "authors", *budget,
                                                    *FIXED])] if authors else []
         out += [(f"{name}-dip-fixed", [*task, "--method", "dip", *budget, *FIXED]),
-                (f"{name}-aseqdip-paper-auto", [*task, "--method", "aseqdip", *budget, *AUTO])]
+                (f"{name}-aseqdip-paper-auto", [*task, "--method", "aseqdip", "--recipe", "paper", *budget, *AUTO])]
         out += [(f"{name}-aseqdip-authors-auto", [*task, "--method", "aseqdip", "--recipe", "authors", *budget,
                                                   *AUTO])] if authors else []
     return out

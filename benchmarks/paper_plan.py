@@ -111,6 +111,7 @@ def _argv(task: str, item: Item, size: int, method: str, iterations: int | None,
     else:
         head = ["run", "--task", task, "--image", item.spec, "--size", str(size)]
     its = [] if iterations is None else ["--iterations", str(iterations)]
+    its += ["--recipe", "paper"] if method == "aseqdip" else []  # the paper's algorithm, whatever the default
     # --stop none: the paper's experiments run each method's fixed budget, as published (not the auto default)
     return tuple(head + ["--method", method, *its, "--seed", str(seed), "--track-every", str(track),
                          "--device", device, "--no-progress", "--stop", "none", *options])

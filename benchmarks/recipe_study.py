@@ -117,8 +117,10 @@ class Row:
         mode = (["--stop", "none", "--observe", OBSERVE, "--sigma-from", "estimate"] if self.kind == "fixed"
                 else ["--stop", "auto"])
         budget = [] if "--iterations" in self.flags or "--recipe" in self.flags else ["--iterations", str(CEILING)]
+        # every variant but the authors' whole recipe is the paper's recipe plus its flags, whatever the default
+        recipe = [] if self.method != "aseqdip" or "--recipe" in self.flags else ["--recipe", "paper"]
         return [str(ROOT / ".venv" / "bin" / "aseqdip"), "run", "--task", self.task, "--image", self.spec,
-                "--size", str(self.size), *self.options, "--method", self.method, *budget, *self.flags,
+                "--size", str(self.size), *self.options, "--method", self.method, *budget, *recipe, *self.flags,
                 "--seed", "0", "--precision", "fp32", *mode, "--track-every", "1", "--checkpoint-every", "500",
                 "--resume", "--no-progress", "--out", str(out)]
 

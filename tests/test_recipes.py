@@ -135,15 +135,27 @@ def test_the_paper_recipe_is_algorithm_1_written_out_by_hand(hole):
         assert torch.allclose(result.image, z, atol=5e-3)
 
 
-def test_recipe_paper_is_bit_identical_to_the_default_with_a_fixed_budget(tmp_path, capsys):
-    common = ["run", "--task", "inpaint", "--image", "skimage:astronaut", "--size", "32", "--iterations", "6",
-              "--stop", "none", "--precision", "fp32", "--no-progress"]
-    assert main([*common, "--out", str(tmp_path / "default")]) == 0
+def test_recipe_paper_is_bit_identical_to_the_methods_published_defaults_with_a_fixed_budget(tmp_path, hole):
+    """``--recipe paper`` through the command is ASeqDIP() as the class defaults it (Algorithm 1), bit for bit."""
+    common = ["run", "--task", "inpaint", "--image", "skimage:astronaut", "--size", "64", "--hiar", "0.25",
+              "--iterations", "6", "--stop", "none", "--precision", "fp32", "--no-progress"]
     assert main([*common, "--recipe", "paper", "--out", str(tmp_path / "paper")]) == 0
-    a, b = (np.load(tmp_path / name / "recon.npy") for name in ("default", "paper"))
-    assert np.array_equal(a, b)
+    direct = ASeqDIP(iterations=6, precision="fp32", device="cpu").reconstruct(hole.y, hole.physics, x0=hole.x0)
+    assert np.array_equal(np.load(tmp_path / "paper" / "recon.npy"), direct.image[0].numpy())
     record = json.loads((tmp_path / "paper" / "metrics.json").read_text())["recipe"]
     assert record == {"name": "paper", "set": {}}
+
+
+def test_inpainting_defaults_to_the_authors_recipe_and_says_so(tmp_path):
+    common = ["run", "--image", "skimage:astronaut", "--size", "32", "--iterations", "4", "--stop", "none",
+              "--precision", "fp32", "--no-progress"]
+    assert main([*common, "--task", "inpaint", "--out", str(tmp_path / "inpaint")]) == 0
+    metrics = json.loads((tmp_path / "inpaint" / "metrics.json").read_text())
+    assert metrics["recipe"] == {"name": "authors", "set": AUTHORS["inpaint"]}
+    assert metrics["hyperparameters"]["lr"] == 3e-4 and metrics["hyperparameters"]["consistent_output"]
+    assert metrics["iterations"] == 4  # the user's budget wins over the recipe's 400
+    assert main([*common, "--task", "denoise", "--out", str(tmp_path / "denoise")]) == 0
+    assert json.loads((tmp_path / "denoise" / "metrics.json").read_text())["recipe"]["name"] == "paper"
 
 
 def test_the_authors_recipe_sets_its_task_choices_and_the_users_options_win():
