@@ -272,6 +272,29 @@ def test_a_second_run_for_the_same_out_is_refused_before_it_computes(tmp_path, c
     assert not (tmp_path / ".out.lock").exists()
 
 
+def test_two_concurrent_runs_for_one_out_the_second_is_refused_while_the_first_computes(tmp_path):
+    out = tmp_path / "out"
+    marker = tmp_path / "staged"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    argv = [sys.executable, "-m", "aseqdip.cli", "run", "--task", "denoise", "--image", "skimage:camera", *TINY,
+            "--out", str(out)]
+    first = subprocess.Popen(argv, env={**env, "ASEQDIP_TEST_PAUSE_BEFORE_COMMIT": str(marker)},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():  # the first run has computed and holds --out
+            assert first.poll() is None, first.stderr.read()
+            assert time.monotonic() < deadline, "the first run never reached the save"
+            time.sleep(0.1)
+        second = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == EXIT_USAGE, second.stderr
+        err = second.stderr.strip()
+        assert len(err.splitlines()) == 1 and f"process {first.pid}" in err and "Traceback" not in err, err
+    finally:
+        first.kill()
+        first.wait()
+
+
 def test_a_run_that_lost_the_race_for_its_out_keeps_its_results_and_says_where(tmp_path):
     from aseqdip.errors import UserInputError
     from aseqdip.io import StagedOutput
