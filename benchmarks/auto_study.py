@@ -231,8 +231,9 @@ def git_commit(paths: list[Path], message: str) -> None:
     print(f"auto_study: could not commit {message}", file=sys.stderr)
 
 
-def run_row(row: Row, runs: Path, results: Path, commit: bool) -> bool:
-    """Run one row (resuming its checkpoint); store its slim metrics.json in ``results``; True when done."""
+def run_logged(row: Any, runs: Path) -> bool:
+    """Run a row's command on one thread (resuming its checkpoint) unless its folder is finished, its output
+    appended to ``runs/IDENT.log``; True when ``runs/IDENT/metrics.json`` is there."""
     out = runs / row.ident
     if not (out / "metrics.json").is_file():
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -240,8 +241,16 @@ def run_row(row: Row, runs: Path, results: Path, commit: bool) -> bool:
         with open(log, "a") as fh:
             code = subprocess.run(row.command(out), env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
         if code != 0:
-            print(f"auto_study: {row.ident} failed (exit {code}); see {log}", file=sys.stderr)
+            print(f"study: {row.ident} failed (exit {code}); see {log}", file=sys.stderr)
             return False
+    return True
+
+
+def run_row(row: Row, runs: Path, results: Path, commit: bool) -> bool:
+    """Run one row (resuming its checkpoint); store its slim metrics.json in ``results``; True when done."""
+    out = runs / row.ident
+    if not run_logged(row, runs):
+        return False
     metrics = json.loads((out / "metrics.json").read_text())
     metrics["study_row"] = {"task": row.task, "setting": row.setting, "image": row.image, "size": row.size,
                             "method": row.method, "kind": row.kind}
@@ -300,37 +309,46 @@ def status(rows: list[Row], runs: Path, results: Path) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="auto_study", description=__doc__.split("\n")[0])
+def queue_arguments(prog: str, doc: str, runs: Path, results: Path, argv: list[str] | None) -> argparse.Namespace:
+    """The options every study queue takes (``plan``, ``run``, ``status``; where, how many, which rows)."""
+    p = argparse.ArgumentParser(prog=prog, description=doc.split("\n")[0])
     p.add_argument("action", choices=("plan", "run", "status"))
-    p.add_argument("--runs", type=Path, default=RUNS, help="where runs write their folders and checkpoints")
-    p.add_argument("--results", type=Path, default=RESULTS, help="where finished rows' slim metrics.json go")
+    p.add_argument("--runs", type=Path, default=runs, help="where runs write their folders and checkpoints")
+    p.add_argument("--results", type=Path, default=results, help="where finished rows' slim metrics.json go")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (one torch thread each)")
     p.add_argument("--commit", action="store_true", help="commit each finished row")
     p.add_argument("--hours", type=float, default=None, help="take no new row after this many hours")
     p.add_argument("--only", default=None, help="comma-separated substrings a row's id must contain (any of)")
-    args = p.parse_args(argv)
-    rows = plan()
-    if args.only:
-        keys = args.only.split(",")
-        rows = [r for r in rows if any(k in r.ident for k in keys)]
+    return p.parse_args(argv)
+
+
+def selected(rows: list[Any], only: str | None) -> list[Any]:
+    """The rows whose id contains one of the comma-separated substrings ``only`` (all rows without it)."""
+    return rows if not only else [r for r in rows if any(k in r.ident for k in only.split(","))]
+
+
+def run_queue(args: argparse.Namespace, module: str, rows: list[Any], runner: Any) -> None:
+    """The ``run`` action: this process works the queue (``--jobs 1``) or starts that many workers."""
+    if args.jobs <= 1:
+        deadline = None if args.hours is None else time.time() + args.hours * 3600
+        work(rows, args.runs, args.results, args.commit, deadline, runner=runner)
+        return
+    run_workers(module, args.jobs, ["--runs", str(args.runs), "--results", str(args.results),
+                                    *(["--commit"] if args.commit else []),
+                                    *(["--hours", str(args.hours)] if args.hours else []),
+                                    *(["--only", args.only] if args.only else [])])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = queue_arguments("auto_study", __doc__, RUNS, RESULTS, argv)
+    rows = selected(plan(), args.only)
     if args.action == "plan":
         measured = measure(plan(), args.results)
         for r in rows:
             print(f"{r.ident:70s} ~{r.estimated_seconds(measured) / 60:5.1f} min")
-        print(status(rows, args.runs, args.results))
-    elif args.action == "status":
-        print(status(rows, args.runs, args.results))
-    else:
-        deadline = None if args.hours is None else time.time() + args.hours * 3600
-        if args.jobs <= 1:
-            work(rows, args.runs, args.results, args.commit, deadline)
-        else:
-            run_workers("benchmarks.auto_study", args.jobs,
-                        ["--runs", str(args.runs), "--results", str(args.results),
-                         *(["--commit"] if args.commit else []), *(["--hours", str(args.hours)] if args.hours else []),
-                         *(["--only", args.only] if args.only else [])])
-        print(status(rows, args.runs, args.results))
+    elif args.action == "run":
+        run_queue(args, "benchmarks.auto_study", rows, run_row)
+    print(status(rows, args.runs, args.results))
     return 0
 
 

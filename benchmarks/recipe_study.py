@@ -28,17 +28,14 @@ auto study (its lock, checkpoint and commit machinery): a row is done when its s
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.auto_study import GROUP, ROOT, done, git_commit, run_workers, slim, work
+from benchmarks.auto_study import (GROUP, ROOT, done, git_commit, queue_arguments, run_logged, run_queue, selected,
+                                   slim)
 from benchmarks.paper_data import builtin_items
 
 RESULTS = ROOT / "benchmarks" / "results" / "recipe-study"
@@ -149,14 +146,8 @@ def plan() -> list[Row]:
 def run_row(row: Row, runs: Path, results: Path, commit: bool) -> bool:
     """Run one row (resuming its checkpoint); store its slim metrics.json in ``results``; True when done."""
     out = runs / row.ident
-    if not (out / "metrics.json").is_file():
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        log = runs / f"{row.ident}.log"
-        with open(log, "a") as fh:
-            code = subprocess.run(row.command(out), env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
-        if code != 0:
-            print(f"recipe_study: {row.ident} failed (exit {code}); see {log}", file=sys.stderr)
-            return False
+    if not run_logged(row, runs):
+        return False
     metrics = json.loads((out / "metrics.json").read_text())
     metrics["study_row"] = {"task": row.task, "setting": row.setting, "image": row.image, "size": row.size,
                             "method": row.method, "variant": row.variant, "kind": row.kind}
@@ -182,35 +173,13 @@ def status(rows: list[Row], runs: Path, results: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="recipe_study", description=__doc__.split("\n")[0])
-    p.add_argument("action", choices=("plan", "run", "status"))
-    p.add_argument("--runs", type=Path, default=RUNS, help="where runs write their folders and checkpoints")
-    p.add_argument("--results", type=Path, default=RESULTS, help="where finished rows' slim metrics.json go")
-    p.add_argument("--jobs", type=int, default=2, help="runs at a time (one torch thread each)")
-    p.add_argument("--commit", action="store_true", help="commit each finished row")
-    p.add_argument("--hours", type=float, default=None, help="take no new row after this many hours")
-    p.add_argument("--only", default=None, help="comma-separated substrings a row's id must contain (any of)")
-    args = p.parse_args(argv)
-    rows = plan()
-    if args.only:
-        keys = args.only.split(",")
-        rows = [r for r in rows if any(k in r.ident for k in keys)]
+    args = queue_arguments("recipe_study", __doc__, RUNS, RESULTS, argv)
+    rows = selected(plan(), args.only)
     if args.action == "plan":
-        for r in rows:
-            print(r.ident)
-        print(status(rows, args.runs, args.results))
-    elif args.action == "status":
-        print(status(rows, args.runs, args.results))
-    else:
-        deadline = None if args.hours is None else time.time() + args.hours * 3600
-        if args.jobs <= 1:
-            work(rows, args.runs, args.results, args.commit, deadline, runner=run_row)
-        else:
-            run_workers("benchmarks.recipe_study", args.jobs,
-                        ["--runs", str(args.runs), "--results", str(args.results),
-                         *(["--commit"] if args.commit else []), *(["--hours", str(args.hours)] if args.hours else []),
-                         *(["--only", args.only] if args.only else [])])
-        print(status(rows, args.runs, args.results))
+        print("\n".join(r.ident for r in rows))
+    elif args.action == "run":
+        run_queue(args, "benchmarks.recipe_study", rows, run_row)
+    print(status(rows, args.runs, args.results))
     return 0
 
 

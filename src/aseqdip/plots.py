@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 from .io.outputs import atomic_write
 
@@ -33,10 +34,7 @@ def psnr_curve(path: Path, history: dict[str, list[float]], *, title: str, retur
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write(Path(path), lambda f: f.write(buf.getvalue()))
+    _save(fig, path)
     return True
 
 
@@ -64,10 +62,7 @@ def noise_covariance_figure(path: Path, covariance: "np.ndarray", *, title: str)
         fig.colorbar(shown, ax=ax, fraction=0.046)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write(Path(path), lambda f: f.write(buf.getvalue()))
+    _save(fig, path)
 
 
 def error_box(error: "np.ndarray", fraction: float = 0.25) -> tuple[int, int, int]:
@@ -128,6 +123,13 @@ def comparison_figure(path: Path, panels: list[tuple[str, "np.ndarray", str]], *
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
+    _save(fig, path)
+
+
+def _save(fig: Any, path: Path) -> None:
+    """Write ``fig`` as a PNG at ``path`` atomically, and free it."""
+    import matplotlib.pyplot as plt
+
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
