@@ -21,7 +21,9 @@ their fixed runs here.
 Images: the auto study's (the first three of each group of ``benchmarks/paper_data.py``), which the recipe
 options were never chosen on: the options come from the authors' scripts, not from measurements here.
 The queue runs the cheap and most telling rows first: auto rows before fixed ones, box inpainting and
-noise-free MRI (where aSeqDIP lost to Vanilla DIP) before the other tasks. Resumable at any moment, like the
+noise-free MRI (where aSeqDIP lost to Vanilla DIP) before the other tasks. Every option runs alone under
+``auto`` (the default a user gets); fixed-budget rows, 4000-6000 steps each, only for the choices that moved
+the returned image under auto, so the whole queue takes about 12 hours of two cores. Resumable at any moment, like the
 auto study (its lock, checkpoint and commit machinery): a row is done when its slim metrics.json is in
 ``--results``.
 """
