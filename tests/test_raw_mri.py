@@ -289,9 +289,9 @@ def test_files_the_readers_cannot_handle_are_refused_in_one_line(tmp_path, capsy
     _refused(capsys, path, tmp_path, phrase)
 
 
-@pytest.mark.parametrize("fmt", ["twix-ve", "twix-vb"])
+@pytest.mark.parametrize("fmt", ["twix-ve", "twix-vb", "ismrmrd"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_a_twix_file_with_garbage_written_mid_file_is_refused_in_one_line(tmp_path, capsys, phantom, fmt, seed):
+def test_a_raw_file_with_garbage_written_mid_file_is_refused_in_one_line(tmp_path, capsys, phantom, fmt, seed):
     """4 KiB of random bytes in the middle (issue 36: a real gre.dat so damaged read as a 26587-line k-space)."""
     path = write(fmt, tmp_path / "damaged", phantom.scan, cartesian_readouts(phantom.kspace_os, phantom.scan))
     raw = bytearray(path.read_bytes())
