@@ -104,6 +104,12 @@ BLOCKS: list[tuple[str, str, tuple[str, ...], int, dict[str, tuple[str, ...]], t
 ]
 
 
+# the inpainting choices checked on images no choice was made on (auto_holdout's, never in a study)
+HOLDOUT_VARIANTS = {k: INPAINT[k] for k in ("authors", "biharmonic-warmup")}
+# (its own setting name, so that its lines never mix with the study images')
+HOLDOUT_BLOCKS = [("inpaint", "hiar0.25-heldout", ("--hiar", "0.25"), 64, HOLDOUT_VARIANTS, ("auto",))]
+
+
 @dataclass(frozen=True)
 class Row:
     task: str
@@ -153,6 +159,22 @@ def plan() -> list[Row]:
                     if variant != "paper":
                         rows.append(Row(task, setting, options, item.ident, item.spec, size, "aseqdip", variant,
                                         flags, kind))
+    return rows + holdout_rows(cache)
+
+
+def holdout_rows(cache: Path) -> list[Row]:
+    """The held-out check, after everything else: aSeqDIP as written, Vanilla DIP and the inpainting choices
+    on ``benchmarks.auto_holdout``'s natural images (never in a study), under auto."""
+    from benchmarks.auto_holdout import IMAGES as HELD_OUT
+
+    named = {item.ident: item for item in builtin_items("natural", cache)}
+    rows = []
+    for task, setting, options, size, variants, kinds in HOLDOUT_BLOCKS:
+        for kind in kinds:
+            for item in (named[name] for name in HELD_OUT["natural"]):
+                for method, variant, flags in [("aseqdip", "paper", ()), ("dip", "paper", ()),
+                                               *(("aseqdip", v, f) for v, f in variants.items())]:
+                    rows.append(Row(task, setting, options, item.ident, item.spec, size, method, variant, flags, kind))
     return rows
 
 

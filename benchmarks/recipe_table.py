@@ -25,7 +25,7 @@ from typing import Any
 from benchmarks.auto_study import RESULTS as AUTO_RESULTS
 from benchmarks.auto_table import load_rows as load_auto_rows
 from benchmarks.auto_table import outcome
-from benchmarks.recipe_study import BLOCKS, RESULTS
+from benchmarks.recipe_study import BLOCKS, HOLDOUT_BLOCKS, RESULTS
 
 
 def load_rows(results: Path = RESULTS) -> dict[tuple, dict[str, Any]]:
@@ -99,7 +99,7 @@ def render(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[str, A
     lines = ["| task | setting | px | aSeqDIP variant / baseline | auto PSNR (n) | auto: vs aSeqDIP paper, same images "
              "(n) | auto steps | fixed PSNR (n) | oracle best, fixed run (n) |", "|---|---|---|---|---|---|---|---|---|"]
     order = []
-    for task, setting, _options, size, _variants, _kinds in BLOCKS:
+    for task, setting, _options, size, _variants, _kinds in [*BLOCKS, *HOLDOUT_BLOCKS]:
         if (task, setting, size) not in order:
             order.append((task, setting, size))
     fills = classical_fill(rows)
@@ -138,7 +138,7 @@ def readme_block(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[
              "DIP fixed 4000 / oracle best |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     done = []
-    for task, setting, _options, size, _variants, _kinds in BLOCKS:
+    for task, setting, _options, size, _variants, _kinds in [*BLOCKS, *HOLDOUT_BLOCKS]:
         if (task, setting, size) in done:
             continue
         done.append((task, setting, size))
