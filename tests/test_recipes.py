@@ -16,7 +16,7 @@ from aseqdip.errors import UserInputError
 from aseqdip.methods import ASeqDIP
 from aseqdip.nets import NETWORKS
 from aseqdip.pipeline import make_method
-from aseqdip.recipes import AUTHORS, recipe_settings
+from aseqdip.recipes import AUTHORS, LIBRARY, recipe_settings
 from aseqdip.tasks import TASKS, Inpaint
 
 TINY = dict(precision="fp32", device="cpu", network="shallow_unet")
@@ -146,12 +146,15 @@ def test_recipe_paper_is_bit_identical_to_the_methods_published_defaults_with_a_
     assert record == {"name": "paper", "set": {}}
 
 
-def test_inpainting_defaults_to_the_authors_recipe_and_says_so(tmp_path):
+def test_inpainting_defaults_to_the_librarys_recipe_and_says_so(tmp_path):
     common = ["run", "--image", "skimage:astronaut", "--size", "32", "--iterations", "4", "--stop", "none",
               "--precision", "fp32", "--no-progress"]
     assert main([*common, "--task", "inpaint", "--out", str(tmp_path / "inpaint")]) == 0
     metrics = json.loads((tmp_path / "inpaint" / "metrics.json").read_text())
-    assert metrics["recipe"] == {"name": "authors", "set": AUTHORS["inpaint"]}
+    assert metrics["recipe"] == {"name": "library", "set": LIBRARY["inpaint"]}
+    assert metrics["hyperparameters"]["hole_fill"] == "biharmonic" and metrics["hyperparameters"]["warmup"] == 200
+    assert main([*common, "--task", "inpaint", "--recipe", "authors", "--out", str(tmp_path / "authors")]) == 0
+    metrics = json.loads((tmp_path / "authors" / "metrics.json").read_text())
     assert metrics["hyperparameters"]["lr"] == 3e-4 and metrics["hyperparameters"]["consistent_output"]
     assert metrics["iterations"] == 4  # the user's budget wins over the recipe's 400
     assert main([*common, "--task", "denoise", "--out", str(tmp_path / "denoise")]) == 0
@@ -196,3 +199,13 @@ def test_with_a_data_consistent_input_the_rules_watch_the_networks_own_output():
     assert all(z_res < 0.1 * watched for z_res, watched in seen)
     # what is returned is made data-consistent all the same
     assert float(mean_residual(problem.physics, problem.y, result.image, None)) < 0.1 * seen[-1][1]
+
+
+def test_the_biharmonic_fill_is_a_better_z0_than_the_black_hole(hole):
+    z0 = ASeqDIP(iterations=1, hole_fill="biharmonic", **TINY).initial_input(hole.y, hole.physics, hole.x0,
+                                                                           torch.Generator())
+    measured = hole.physics.mask.expand_as(z0) != 0
+    assert torch.allclose(z0[measured], hole.x0[measured].to(z0.dtype))
+    assert hole.metrics(z0)["psnr"] > hole.metrics(hole.x0)["psnr"] + 3  # astronaut, HIAR 0.25: 10.98 -> 17.90 dB
+    with pytest.raises(ValueError, match="hole_fill"):
+        ASeqDIP(iterations=1, hole_fill="smooth")

@@ -68,10 +68,11 @@ def add_method_arguments(p: argparse.ArgumentParser, checkpoints: bool = True) -
     g.add_argument("--warmup", type=int, default=None,
                    help="aSeqDIP: fit the network at the fixed input z_0 for this many steps first (default 0)")
     g.add_argument("--warmup-lr", type=float, default=None, help="aSeqDIP: learning rate of the warm-up (10 x --lr)")
-    g.add_argument("--recipe", default=None, choices=("paper", "authors"),
-                   help="aSeqDIP: Algorithm 1 as the paper writes it (paper) or as the authors' public script for "
-                        "the task runs it (authors); default: authors for inpaint, paper elsewhere (measured: "
-                        "docs/fidelity.md); options given here override it")
+    g.add_argument("--recipe", default=None, choices=("paper", "authors", "library"),
+                   help="aSeqDIP: Algorithm 1 as the paper writes it (paper), as the authors' public script for "
+                        "the task runs it (authors), or this library's measured choice (library: inpaint's hole "
+                        "filled by biharmonic inpainting in z_0, 200 warm-up steps); default: library for "
+                        "inpaint, paper elsewhere (docs/fidelity.md); options given here override it")
     g.add_argument("--consistent-output", action="store_true", default=None,
                    help="aSeqDIP: return the image made data-consistent (inpainting: measured pixels from y)")
     g.add_argument("--hole-fill", type=_hole_fill, default=None,
