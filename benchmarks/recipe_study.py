@@ -104,6 +104,10 @@ BLOCKS: list[tuple[str, str, tuple[str, ...], int, dict[str, tuple[str, ...]], t
 ]
 
 
+# the study variant that measured each recipe (the library's inpainting recipe is the biharmonic-warmup variant:
+# the same two options, aseqdip.recipes.LIBRARY)
+RECIPE_VARIANT = {"paper": "paper", "authors": "authors", "library": "biharmonic-warmup"}
+
 # the inpainting choices checked on images no choice was made on (auto_holdout's, never in a study)
 HOLDOUT_VARIANTS = {k: INPAINT[k] for k in ("authors", "biharmonic-warmup")}
 # (its own setting name, so that its lines never mix with the study images')
