@@ -24,7 +24,7 @@ DEFAULT_RECIPE = "paper"
 TASK_DEFAULTS: dict[str, str] = {
     # box inpainting at 64 px under auto, paired with the paper's recipe on the same images and machine
     # (docs/fidelity.md, benchmarks/results/recipe-study): the library's choice +3.77 dB at HIAR 0.25 and
-    # +5.24 at HIAR 0.1 (3 study images each), +6.63 on 2 held-out images; the authors' +0.95, +1.35, +0.57
+    # +5.24 at HIAR 0.1 (3 study images each), +8.97 on 3 held-out images; the authors' +0.95, +1.35, +1.01
     "inpaint": "library",
 }
 
