@@ -119,7 +119,7 @@ class ASeqDIP(DIPMethod):
                              (self.consistent_output, "the data-consistent output")):
             if wanted and not has_data_consistency(physics):
                 raise UserInputError(f"{what} is not defined for {type(physics).__name__}")
-        if self.hole_fill is not None and not _image_shaped(physics, y):
+        if self.hole_fill is not None and not _has_holes(physics):
             raise UserInputError(f"hole_fill fills unmeasured pixels of z_0 = y; the measurements of "
                                  f"{type(physics).__name__} are not an image with holes")
 
@@ -213,8 +213,8 @@ Z0_CHOICES = ("estimate", "random")
 RAMP_FACTOR = 3.0  # the ramp's default rate over lr: 3e-4 for the paper's 1e-4 (docs/auto.md: 10x lowered the peak)
 
 
-def _image_shaped(physics: Any, y: torch.Tensor) -> bool:
-    """True when y is an image with unmeasured pixels (deepinv's inpainting): z_0 = y then has a hole to fill."""
+def _has_holes(physics: Any) -> bool:
+    """True for deepinv's inpainting, whose y is an image with unmeasured pixels: z_0 = y has a hole to fill."""
     import deepinv as dinv
 
     return isinstance(physics, dinv.physics.Inpainting)
