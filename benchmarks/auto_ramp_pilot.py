@@ -1,16 +1,22 @@
 """Pilot: ramp variants of aSeqDIP on tuning images (not the study's), 64 px, short runs."""
-import json, sys, torch
-torch.set_num_threads(1)
-from aseqdip.tasks import TASKS
-from aseqdip.methods import ASeqDIP
-from aseqdip import rules
 import argparse
+import json
+import sys
+
+import torch
+
+from aseqdip.methods import ASeqDIP
+from aseqdip.tasks import TASKS
+
+torch.set_num_threads(1)
+
 task_name, image, opts, iters = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 extra = sys.argv[5:]
 kw = {k: (float(v) if "." in v or "e" in v else int(v)) for k, v in (o.split("=") for o in opts.split(",") if o)}
 warmup = kw.get("warmup", 0)
-p = argparse.ArgumentParser(); 
-for t in TASKS.values(): t.add_arguments(p)
+p = argparse.ArgumentParser()
+for t in TASKS.values():
+    t.add_arguments(p)
 args = p.parse_args(extra)
 task = TASKS[task_name].from_args(args)
 x = task.load(image, size=64)

@@ -51,7 +51,8 @@ def evaluate(metrics: dict[str, Any], taus: list[float]) -> dict[str, Any]:
     h = metrics["history"]
     sigma = metrics["noise"]["sigma"]
     ceiling = h["residual_iteration"][-1]
-    out: dict[str, Any] = {"fixed": metrics["psnr"] if metrics.get("iteration_returned") == ceiling else psnr_at(metrics, ceiling),
+    fixed = metrics["psnr"] if metrics.get("iteration_returned") == ceiling else psnr_at(metrics, ceiling)
+    out: dict[str, Any] = {"fixed": fixed,
                            "oracle": (metrics["psnr_oracle_best"], metrics["iteration_oracle_best"]),
                            "base": metrics.get("psnr_measurement"), "sigma": sigma, "ceiling": ceiling}
     out["climb"] = first_above(metrics, out["base"]) if out["base"] is not None else None

@@ -87,13 +87,15 @@ class Row:
         return f"{self.task}-{self.setting}-{self.size}px-{self.image}-{self.method}-{self.kind}"
 
     def command(self, out: Path) -> list[str]:
-        mode = ["--stop", "none", "--observe", OBSERVE, "--sigma-from", "estimate"] if self.kind == "paper" else ["--stop", "auto"]
+        mode = (["--stop", "none", "--observe", OBSERVE, "--sigma-from", "estimate"] if self.kind == "paper"
+                else ["--stop", "auto"])
         recipe = ["--recipe", "paper"] if self.method == "aseqdip" else []  # the study measured the paper's recipe
         return [str(ROOT / ".venv" / "bin" / "aseqdip"), "run", "--task", self.task, "--image", self.spec,
                 "--size", str(self.size), *self.options, "--method", self.method, *recipe, "--iterations", str(CEILING),
-                "--seed", "0", "--precision", "fp32", *mode, "--track-every", "1", "--checkpoint-every", "500", "--resume", "--no-progress", "--out", str(out)]
+                "--seed", "0", "--precision", "fp32", *mode, "--track-every", "1", "--checkpoint-every", "500", "--resume",
+                "--no-progress", "--out", str(out)]
 
-    def estimated_seconds(self, measured: "Measured | None" = None) -> float:
+    def estimated_seconds(self, measured: Measured | None = None) -> float:
         """Seconds this row should take: from the rows already finished on this machine where there are
         any (``measured``), else from :data:`STEP_SECONDS` and a guess at auto's steps."""
         measured = measured or Measured({}, {})

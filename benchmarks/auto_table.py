@@ -33,7 +33,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from aseqdip.auto import NOISE_SETTINGS
 from benchmarks.auto_noise import noise_lines
 from benchmarks.auto_rules import first_above
 from benchmarks.auto_study import CEILING, RESULTS, ROOT, SETTINGS
@@ -85,9 +84,10 @@ def outcome(rows: dict[tuple, dict[str, Any]], key: tuple, method: str) -> dict[
 
 
 def taken_as_noise_free(metrics: dict[str, Any]) -> bool:
-    """True for a row whose data auto takes as noise-free (CT without a photon count: ``aseqdip.auto``)."""
+    """True for a row whose data auto takes as noise-free (CT without a photon count: ``aseqdip.auto``; the
+    acquisition settings that fix the level are ``MeasurementHints.noise_known``'s, recorded in task_settings)."""
     settings = metrics.get("task_settings", {})
-    return metrics["task"] == "ct" and not any(settings.get(name) for name in NOISE_SETTINGS)
+    return metrics["task"] == "ct" and not any(settings.get(name) for name in ("photons", "noise_sigma"))
 
 
 def smallest_residual(metrics: dict[str, Any]) -> tuple[int, float]:
@@ -161,9 +161,13 @@ def summary(rows: dict[tuple, dict[str, Any]]) -> list[str]:
                 continue
             autos = [o["auto"] for o in os_ if "auto" in o]
             ssims = [x[1] for x in autos if x[1] is not None]
-            cells.append(f"{_mean([x[0] for x in autos]):.2f} / {_ssim(_mean(ssims) if len(ssims) == len(autos) else None)}, "
-                         f"{statistics.median([x[2] for x in autos]):.0f}" + (f" (n={len(autos)})" if len(autos) < len(os_) else "")
-                         if autos else "-")
+            if autos:
+                mean_ssim = _ssim(_mean(ssims) if len(ssims) == len(autos) else None)
+                some = f" (n={len(autos)})" if len(autos) < len(os_) else ""
+                cells.append(f"{_mean([x[0] for x in autos]):.2f} / {mean_ssim}, "
+                             f"{statistics.median([x[2] for x in autos]):.0f}{some}")
+            else:
+                cells.append("-")
             cells.append(f"{_mean([o['fixed'][0] for o in os_]):.2f} / {_mean([o['fixed'][1] for o in os_]):.3f}")
             cells.append(f"{_mean([o['oracle'][0] for o in os_]):.2f}")
         index, label = PAPER_SETTING.get(group[:2], (None, ""))
@@ -277,7 +281,8 @@ def table_text(rows: dict[tuple, dict[str, Any]], name: str = RESULTS.name) -> s
                       f"`.venv/bin/python -m benchmarks.auto_table --write{where}` (the study rewrites it as each row "
                       "lands). The module's docstring says what each column is.", "", render(rows), "",
                       "## The criteria per task", "",
-                      "aSeqDIP's auto against the oracle best of its paper row (the published algorithm's 4000-step run; the oracle needs the ground truth).", "",
+                      "aSeqDIP's auto against the oracle best of its paper row (the published algorithm's 4000-step run; "
+                      "the oracle needs the ground truth).", "",
                       *criteria_by_task(rows), "",
                       "## Every observed rule on the fixed-budget runs", "",
                       "What each rule, watching a `paper` run with the estimated noise level, would have returned "

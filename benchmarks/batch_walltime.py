@@ -65,7 +65,7 @@ def main() -> None:
     ratio = walls["one_at_a_time"] / walls["ray_local"]
     print(f"Ray local default is {ratio:.2f}x the throughput of one at a time")
     result = {"machine": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
-              "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
               "studies": names, "size": args.size, "task": "denoise sigma 25", "method": "aseqdip",
               "iterations": args.iterations, "wall_seconds": walls, "speedup_ray_vs_one_at_a_time": round(ratio, 3),
               "one_at_a_time": "--executor serial: studies in turn, torch threads = all cores",

@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     deadline = time.perf_counter() + args.seconds
     name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") and torch.cuda.is_available() else "CPU"
     result: dict[str, Any] = {"device_name": name, "torch": torch.__version__,
-                              "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "rows": {}}
+                              "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "rows": {}}
     args.out.mkdir(parents=True, exist_ok=True)
     for row, options in rows(args.small):
         left = deadline - time.perf_counter()

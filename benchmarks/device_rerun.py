@@ -82,7 +82,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") and torch.cuda.is_available() else args.device
     result: dict[str, Any] = {"device_name": name, "torch": torch.__version__,
-                              "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "rows": {}}
+                              "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "rows": {}}
     for ident in args.idents:
         committed = json.loads((auto_study.RESULTS / ident / "metrics.json").read_text())
         new = rerun(rows[ident], args.device, args.out / "runs", args.timeout)

@@ -5,7 +5,8 @@
 CPU tests cannot catch a tensor left on the CPU while the run is on a GPU (the first H200 run found one
 that failed every simulated non-CT run at its end). This runs, in one process (no start-up per case),
 each task, each method, each stopping rule, checkpoint and resume, ``aseqdip volume`` with DICOM in
-and out, and measured fastMRI-layout k-space through ``reconstruct`` and ``volume``, for a few steps at 32 px on ``--device``, and writes ``DIR/device-smoke.json`` and
+and out, and measured fastMRI-layout k-space through ``reconstruct`` and ``volume``, for a few steps at 32 px
+on ``--device``, and writes ``DIR/device-smoke.json`` and
 ``device-smoke.md`` as it goes: per case, passed or the last lines of its error. Cases are ordered by
 how much of the product they cover, so a budget cut short still says the most. Not a benchmark: the
 figures it prints are not quality figures.

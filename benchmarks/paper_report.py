@@ -361,7 +361,7 @@ def write_report(out: Path, profile: Profile, runs: list[Run], data: dict[str, l
     seeds = sorted({r.seed for r in runs})
     parts = [f"# aSeqDIP: the paper's experiments on bundled real data ({profile.name} profile)\n",
              f"**{profile.label}**\n",
-             f"- date: {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}",
+             f"- date: {_dt.datetime.now(_dt.UTC).isoformat(timespec='seconds')}",
              f"- machine: {mach['cpu']} ({mach['cpu_cores']} cores, torch threads {mach['torch_threads']}); "
              f"GPU: {mach['gpu']}; torch {mach['torch']}, Python {mach['python']}",
              f"- command: `{' '.join(argv)}`",

@@ -49,7 +49,7 @@ def panels_for(task: str, setting: str, size: int, results: Path) -> list[tuple[
         out = [("ground truth", to_numpy_image(problem.to_image(problem.x_true)), image),
                (problem.measurement_label, to_numpy_image(problem.to_image(problem.x0)),
                 f"{before['psnr']:.2f} dB / {before['ssim']:.3f}")]
-        for (method, variant, label), ident in zip(wanted, idents):
+        for (_method, _variant, label), ident in zip(wanted, idents):
             m = json.loads((results / ident / "metrics.json").read_text())
             out.append((label, _png(results / ident / "recon.png"),
                         f"{m['psnr']:.2f} dB / {m['ssim']:.3f}, {m['iterations']} steps"))

@@ -36,8 +36,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.auto_study import (GROUP, ROOT, done, git_commit, queue_arguments, run_logged, run_queue, selected,
-                                   slim)
+from benchmarks.auto_study import GROUP, ROOT, done, git_commit, queue_arguments, run_logged, run_queue, selected, slim
 from benchmarks.paper_data import builtin_items
 
 RESULTS = ROOT / "benchmarks" / "results" / "recipe-study"
@@ -199,7 +198,8 @@ def run_row(row: Row, runs: Path, results: Path, commit: bool) -> bool:
 
     table = write_table(results)
     if commit:
-        git_commit([target, picture, table], f"recipe study: {row.ident} ({metrics['psnr']:.2f} dB, {metrics['iterations']} steps)")
+        git_commit([target, picture, table],
+                   f"recipe study: {row.ident} ({metrics['psnr']:.2f} dB, {metrics['iterations']} steps)")
     return True
 
 

@@ -142,7 +142,9 @@ def readme_block(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[
         if (task, setting, size) in done:
             continue
         done.append((task, setting, size))
-        get = lambda label: cells.get((task, setting, size, label), {})  # noqa: E731
+        def get(label: str, key: tuple = (task, setting, size)) -> dict:
+            return cells.get((*key, label), {})
+
         paper, authors, dip = get("aseqdip paper"), get("aseqdip authors"), get("dip paper")
         default = default_recipe(task)
         chosen = get(f"aseqdip {RECIPE_VARIANT[default]}")

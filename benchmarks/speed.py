@@ -41,11 +41,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from aseqdip.engine.stacked import reconstruct_many
 from aseqdip.engine.callbacks import Callback
 from aseqdip.engine.precision import cpu_has_fast_bf16, resolve_device
+from aseqdip.engine.stacked import reconstruct_many
 from aseqdip.methods import ASeqDIP
-from aseqdip.methods.base import squared_error
 from aseqdip.nets import NETWORKS
 from aseqdip.tasks import CT, MRI, Denoise
 
@@ -116,7 +115,7 @@ class Memory:
     def __init__(self, device: torch.device) -> None:
         self.device = device
 
-    def __enter__(self) -> "Memory":
+    def __enter__(self) -> Memory:
         gc.collect()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()

@@ -4,7 +4,8 @@
         [--run "NAME=--warm-mix 0.75 --warm-fraction 0.33" ...] [--task-flags "--task mri --acceleration 4 --sigma 5"]
 
 No reported image is used. The volume is pydicom's MR_small (one real 64x64 MR slice, a tuning image of
-docs/auto.md; ``--source ct_small``: CT_small in the CT task's HU window, for ``--task ct``) repeated 10 times, slice k zoomed by 1 + 0.02 (k - 4.5) and shifted by 0.4 (k - 4.5) pixels
+docs/auto.md; ``--source ct_small``: CT_small in the CT task's HU window, for ``--task ct``) repeated 10
+times, slice k zoomed by 1 + 0.02 (k - 4.5) and shifted by 0.4 (k - 4.5) pixels
 down the rows (cubic interpolation): neighbouring slices nearly the same image, as in a volume. ``--source
 anatomical`` is a real volume instead (nibabel's test T1, 10 slices; give ``--size 64`` in ``--task-flags``),
 whose neighbours differ as much as a real study's do. Each run is
@@ -29,7 +30,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 
 SOURCES = {"mr_small": "MR_small.dcm", "ct_small": "CT_small.dcm"}  # pydicom's own test slices (tuning images)
 # a real volume for tuning, never reported on: nibabel's test T1 (33 x 41 x 25, 2 mm isotropic), its 10

@@ -110,7 +110,7 @@ def run_variant(variant: str, options: list[str], where: Path, resume: bool = Fa
     with open(out / "slices.csv", newline="") as f:
         slices = list(csv.DictReader(f))
     return {"command": " ".join(argv[2:]), "summary": summary, "slices": slices, "printed": done.stdout.strip(),
-            "cpu": cpu_name(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+            "cpu": cpu_name(), "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
 
 
 def table(name: str, result: dict[str, Any]) -> str:
@@ -122,7 +122,8 @@ def table(name: str, result: dict[str, Any]) -> str:
     if len({cpu for cpu, _ in machines.values()}) > 1:
         # runs of one command on two CPUs drift apart within tens of steps (docs/auto.md): say which is which
         when = ("One torch thread; the variants ran on different CPUs, so compare a variant with one of its own CPU "
-                "(runs drift apart from rounding): " + "; ".join(f"{v}: {cpu}, {date}" for v, (cpu, date) in machines.items()) + ".")
+                "(runs drift apart from rounding): "
+                + "; ".join(f"{v}: {cpu}, {date}" for v, (cpu, date) in machines.items()) + ".")
     lines = [f"# Volume warm start: {name}", "", when,
              f"Options: `{' '.join(result['options'])}` on {DATA[result.get('data', 'emri_small')]}.",
              "PSNR/SSIM: the returned image's, against the slice as read (the simulation's ground truth). "
@@ -220,7 +221,7 @@ def main() -> None:
     if unknown:
         p.error(f"unknown variants {unknown}; choose from {sorted(FLAGS)}")
     result: dict[str, Any] = {"name": args.name, "cpu": cpu_name(), "torch_threads": 1, "device": gpu_name(options),
-                              "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                              "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                               "options": options, "data": args.data, "variants": {}}
     RESULTS.mkdir(parents=True, exist_ok=True)
     earlier = RESULTS / f"{args.name}.json"

@@ -220,7 +220,8 @@ def test_each_slice_of_a_fastmri_file_is_a_study(tmp_path, one_thread):
     k = to_complex(physics.A(torch.cat([image, torch.zeros_like(image)], 1)))[0].numpy()
     (tmp_path / "in").mkdir()
     write_fastmri(tmp_path / "in" / "brain.h5", np.stack([k, 2 * k]).astype(np.complex64))
-    summary = run_batch("mri", str(tmp_path / "in"), tmp_path / "out", ["--iterations", "3", "--acceleration", "4", "--center-fraction", "0.2"],
+    options = ["--iterations", "3", "--acceleration", "4", "--center-fraction", "0.2"]
+    summary = run_batch("mri", str(tmp_path / "in"), tmp_path / "out", options,
                         parser=build_parser(), executor="serial", cpus_per_study=1, progress=False)
     assert (summary.done, summary.failed) == (2, 0)
     rows = _rows(tmp_path / "out")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import Crash
 from aseqdip.methods import METHODS
 from aseqdip.tasks import Denoise
+from helpers import Crash
 
 RESUMABLE = [name for name in ("aseqdip", "dip", "selfguided", "sgld") if name in METHODS]
 

@@ -14,7 +14,7 @@ from pydicom.data import get_testdata_file
 from aseqdip.cli import main
 from aseqdip.errors import UserInputError
 from aseqdip.io.dicom import hu_window, read_dicom
-from aseqdip.methods import ASeqDIP, FBP
+from aseqdip.methods import FBP, ASeqDIP
 from aseqdip.physics.ct import detector_count, equispaced_angles, postlog_with_photon_noise, tomography
 from aseqdip.physics.defaults import first_estimate
 from aseqdip.tasks import CT

@@ -13,7 +13,7 @@ from aseqdip.engine.state import LoopState
 from aseqdip.engine.stopping import WindowedMovingVariance
 from aseqdip.errors import UserInputError
 from aseqdip.io import load_image, write_png
-from aseqdip.methods import METHODS, ESDIP, RefGuidedDIP, RethinkingDIP, SelfGuidedDIP, SGLDDIP, VanillaDIP
+from aseqdip.methods import ESDIP, METHODS, SGLDDIP, RefGuidedDIP, RethinkingDIP, SelfGuidedDIP
 from aseqdip.metrics import to_numpy_image
 from aseqdip.tasks import TASKS, Denoise, Inpaint
 from helpers import Crash
@@ -243,8 +243,8 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, camera48, name, opt
 
 
 def test_every_baseline_cli_option_reaches_a_baseline():
-    from aseqdip.pipeline import BASELINE_OPTIONS
     from aseqdip.methods.registry import method_parameters
+    from aseqdip.pipeline import BASELINE_OPTIONS
 
     accepted = set().union(*(method_parameters(METHODS[name]) for name in BASELINES))
     assert set(BASELINE_OPTIONS.values()) <= accepted

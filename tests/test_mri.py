@@ -16,7 +16,7 @@ from aseqdip.cli import main
 from aseqdip.errors import UserInputError
 from aseqdip.io.fastmri import read_fastmri_slice, write_fastmri
 from aseqdip.io.images import resize
-from aseqdip.methods import ASeqDIP, METHODS
+from aseqdip.methods import METHODS, ASeqDIP
 from aseqdip.physics.consistency import data_consistent
 from aseqdip.physics.defaults import first_estimate
 from aseqdip.physics.mri import MagnitudeImage, birdcage_maps, center_crop, espirit_maps, magnitude, to_complex
@@ -69,7 +69,9 @@ def test_masks_hit_their_acceleration_with_a_full_centre(width, acceleration, sa
 
 
 def test_masks_are_seeded_and_equispaced_lines_are_evenly_spread():
-    draw = lambda seed, kind="random": cartesian_mask(8, 256, 4, kind, generator=torch.Generator().manual_seed(seed))
+    def draw(seed: int, kind: str = "random"):
+        return cartesian_mask(8, 256, 4, kind, generator=torch.Generator().manual_seed(seed))
+
     assert torch.equal(draw(5).mask, draw(5).mask)
     assert not torch.equal(draw(5).mask, draw(6).mask)
     m = draw(5, "equispaced")

@@ -110,12 +110,14 @@ def test_the_ramp_changes_only_the_first_steps_learning_rate(problem):
 
 def test_auto_resolves_to_the_discrepancy_principle_on_the_estimate(problem):
     from aseqdip.auto import resolve
+    from aseqdip.methods import FBP, L1WaveletCS
 
-    _, rule = resolve("dip", rules.OutputRule(stop="auto"))
+    _, rule = resolve(VanillaDIP, rules.OutputRule(stop="auto"))
     assert rule.stop == "discrepancy" and rule.noise == "estimate"
     result = rules.reconstruct(dip(), problem.y, problem.physics, rules.OutputRule(stop="auto"))
     assert result.info["noise"]["source"] == "estimate" and result.rule == "discrepancy"
-    assert resolve("cs", rules.OutputRule(stop="auto"))[1].stop == "none"
+    assert resolve(L1WaveletCS, rules.OutputRule(stop="auto"))[1].stop == "none"
+    assert resolve(FBP(), rules.OutputRule(stop="auto"))[1].stop == "none"
 
 
 def test_auto_ramps_aseqdip_except_on_ct(problem):
@@ -126,11 +128,11 @@ def test_auto_ramps_aseqdip_except_on_ct(problem):
     from aseqdip.auto import method_settings, resolve
     from aseqdip.physics.ct import equispaced_angles, tomography
 
-    assert resolve("aseqdip", rules.OutputRule(stop="auto"), problem.physics)[0] == {"ramp": 100}
+    assert resolve(ASeqDIP, rules.OutputRule(stop="auto"), problem.physics)[0] == {"ramp": 100}
     ct = tomography(16, equispaced_angles(6))
     assert isinstance(ct, dinv.physics.Tomography)
-    assert resolve("aseqdip", rules.OutputRule(stop="auto"), ct)[0] == {}
-    assert method_settings("aseqdip", task="ct") == {} and method_settings("aseqdip", task="mri") == {"ramp": 100}
+    assert resolve(ASeqDIP, rules.OutputRule(stop="auto"), ct)[0] == {}
+    assert method_settings(ASeqDIP, ct) == {} and method_settings(ASeqDIP, problem.physics) == {"ramp": 100}
     y = ct.A(torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0)))
     method = ASeqDIP(iterations=4, network=small_unet, precision="fp32", device="cpu")
     result = rules.reconstruct(method, y, ct, rules.OutputRule(stop="auto", sigma=1.0))
@@ -144,13 +146,14 @@ def test_auto_takes_ct_without_a_photon_count_as_noise_free():
 
     from aseqdip.auto import noise_source, resolve
     from aseqdip.physics.ct import equispaced_angles, tomography
+    from aseqdip.physics.hints import MeasurementHints
 
     ct = tomography(16, equispaced_angles(6))
-    assert noise_source(ct) == "none" and noise_source(ct, {"photons": None, "views": 6}) == "none"
-    assert noise_source(ct, {"photons": 1e5}) == "estimate"
-    assert noise_source(ct, {"warm_slice": True}) == "estimate"  # aseqdip volume's warm slices keep the MAD level
-    assert resolve("dip", rules.OutputRule(stop="auto"), ct, {"photons": 1e5})[1].noise == "estimate"
-    assert resolve("dip", rules.OutputRule(stop="auto", sigma=0.1), ct)[1].noise == "estimate"  # given: used
+    assert noise_source(ct) == "none" and noise_source(ct, MeasurementHints(photons=None)) == "none"
+    assert noise_source(ct, MeasurementHints(photons=1e5)) == "estimate"
+    assert noise_source(ct, MeasurementHints(warm_slice=True)) == "estimate"  # volume's warm slices keep the MAD level
+    assert resolve(VanillaDIP, rules.OutputRule(stop="auto"), ct, MeasurementHints(photons=1e5))[1].noise == "estimate"
+    assert resolve(VanillaDIP, rules.OutputRule(stop="auto", sigma=0.1), ct)[1].noise == "estimate"  # given: used
     assert noise_source(dinv.physics.Denoising()) == "estimate"
     x = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
     result = rules.reconstruct(dip(6), ct.A(x), ct)

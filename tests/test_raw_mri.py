@@ -16,8 +16,6 @@ import numpy as np
 import pytest
 import torch
 from pydicom.data import get_testdata_file
-from raw_writers import (WRITERS, Readout, Scan, cartesian_readouts, centred_fft2, correlated_noise,
-                         oversampled_kspace, write_ismrmrd, write_twix_vb, write_twix_ve)
 
 from aseqdip.cli import build_parser, main
 from aseqdip.io.fastmri import read_fastmri_slice, write_fastmri
@@ -26,6 +24,18 @@ from aseqdip.io.raw_mri import ISMRMRD, TWIX, read_measured_kspace, sniff_kspace
 from aseqdip.physics.mri import birdcage_maps, smooth_phase
 from aseqdip.physics.mri_noise import BACKGROUND, NOISE_SCAN, whitening_matrix
 from aseqdip.tasks.mri import MRI, read_dicom_magnitude
+from raw_writers import (
+    WRITERS,
+    Readout,
+    Scan,
+    cartesian_readouts,
+    centred_fft2,
+    correlated_noise,
+    oversampled_kspace,
+    write_ismrmrd,
+    write_twix_vb,
+    write_twix_ve,
+)
 
 FORMATS = list(WRITERS)  # ismrmrd, twix-ve, twix-vb
 H = W = 32
@@ -234,11 +244,11 @@ def test_given_maps_are_prewhitened_with_the_data_and_the_noise_level_is_on_the_
     error = image * problem.settings["kspace_scale"] - weight * truth
     assert abs(np.linalg.norm(error) / np.sqrt(H * W) - 1) < 0.15 and np.linalg.norm(weight * truth) > 250
     assert "prewhitened like the data" in problem.settings["maps"]
-    assert problem.noise_sigma == problem.settings["noise_sigma"] > 0
+    assert problem.hints.noise_sigma == problem.settings["noise_sigma"] > 0
     plain = MRI.from_measurement(build_parser().parse_args([*argv, "--no-prewhiten"]))
     sigma = np.sqrt(np.real(np.trace(read_measured_kspace(path, 0).noise.covariance)) / COILS / 2)
     assert plain.settings["prewhitened"] is False
-    assert np.isclose(plain.noise_sigma, sigma / plain.settings["kspace_scale"], rtol=1e-6)
+    assert np.isclose(plain.hints.noise_sigma, sigma / plain.settings["kspace_scale"], rtol=1e-6)
 
 
 # ---- refused: one line, exit status 2, nothing written ------------------------------------------------------------

@@ -475,7 +475,7 @@ def test_each_dtype_has_its_rule_and_a_rescale_is_said(tmp_path, capsys):
     np.save(tmp_path / "mask.npy", u8 > 100)
     assert set(load_image(str(tmp_path / "mask.npy")).unique().tolist()) == {0.0, 1.0}
     assert capsys.readouterr().err == ""  # no rescale, no warning
-    Image.fromarray((u8.astype(np.uint16) * 257)).save(tmp_path / "deep.png")
+    Image.fromarray(u8.astype(np.uint16) * 257).save(tmp_path / "deep.png")
     assert torch.allclose(load_image(str(tmp_path / "deep.png"))[0, 0], torch.from_numpy(u8 / np.float32(255)))
 
     rgb = np.random.default_rng(0).random((16, 16, 3)).astype(np.float32)

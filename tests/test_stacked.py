@@ -40,7 +40,7 @@ def test_batched_gradient_equals_single_gradients(problems):
                       iterations=1)
     hooks.loss(state, net(z)).backward()
     singles = []
-    for i, (p, seed) in enumerate(zip(problems, SEEDS)):
+    for p, seed in zip(problems, SEEDS):
         single = method.build_network(p.x0, p.physics, torch.Generator().manual_seed(seed))
         one = LoopState(net=single, z=p.x0, y=p.y, physics=p.physics, optimizers=[], generator=torch.Generator(),
                         iterations=1)
@@ -65,8 +65,8 @@ def test_batched_run_matches_one_at_a_time(problems, method_cls):
         alone = method_cls(iterations=STEPS, device="cpu", seed=seed).reconstruct(p.y, p.physics, x0=p.x0)
         assert got.image.shape == alone.image.shape == p.x_true.shape
         assert got.iterations == alone.iterations == STEPS
-        # rounding level, which depends on the CPU's kernels: under 0.1 dB on the AMD EPYC it was written on, 0.106 dB for Vanilla DIP
-        # on an AVX-512 Xeon (grouped against plain convolutions); the seed check below is the sharp one
+        # rounding level, which depends on the CPU's kernels: under 0.1 dB on the AMD EPYC it was written on, 0.106 dB for
+        # Vanilla DIP on an AVX-512 Xeon (grouped against plain convolutions); the seed check below is the sharp one
         assert abs(float(p.psnr(got.image)) - float(p.psnr(alone.image))) < 0.25
         distance = float((got.image - alone.image).abs().mean())
         # the same problem with another seed lands much further away: each problem keeps its own seed

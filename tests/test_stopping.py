@@ -17,7 +17,6 @@ import torch
 
 from aseqdip import rules
 from aseqdip.cli import main
-from helpers import Crash
 from aseqdip.engine.stopping import Discrepancy, ExponentialAverage
 from aseqdip.engine.sure import MonteCarloSURE
 from aseqdip.errors import UserInputError
@@ -28,6 +27,7 @@ from aseqdip.physics.defaults import first_estimate
 from aseqdip.physics.holdout import measured_entries, split_measurements
 from aseqdip.report import run_metrics
 from aseqdip.tasks import Denoise, Inpaint
+from helpers import Crash
 
 BUDGET = 300
 SIGMA = 25 / 255

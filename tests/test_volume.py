@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+import torch
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
@@ -447,19 +448,24 @@ def test_warm_start_loads_or_mixes_the_neighbours_weights():
 
 
 def test_warm_slices_go_without_auto_ramp_unless_asked():
-    """--stop auto gives aSeqDIP a ramp (100 steps at 3 x lr); a warm slice's method keeps it off (its network
-    is fitted), so auto must not put it back; --warm-ramp keeps it."""
-    from aseqdip.auto import apply_to, resolve
+    """--stop auto gives aSeqDIP a ramp (100 steps at 3 x lr); a warm slice's plan adds none (its network is
+    fitted); --warm-ramp passes the cold slice's ramp as it ran."""
+    import deepinv as dinv
+
     from aseqdip.methods.aseqdip import ASeqDIP
+    from aseqdip.physics.hints import MeasurementHints
+    from aseqdip.plan import make_plan
     from aseqdip.rules import OutputRule
     from aseqdip.volume import warm_method
 
-    settings, _ = resolve("aseqdip", OutputRule(stop="auto"))
-    middle = apply_to(ASeqDIP(iterations=400), settings)
-    assert middle.ramp == settings["ramp"] > 0  # the cold middle slice has auto's ramp
-    warm = apply_to(warm_method(middle, 40), settings)
+    physics, y = dinv.physics.Denoising(), torch.rand(1, 1, 16, 16)
+    middle = make_plan(ASeqDIP(iterations=400), OutputRule(stop="auto", sigma=0.1), physics, y).method
+    assert middle.ramp == ASeqDIP.auto_settings["ramp"] > 0  # the cold middle slice has auto's ramp
+    warm_hints = MeasurementHints(warm_slice=True)
+    warm = make_plan(warm_method(middle, 40), OutputRule(stop="auto", sigma=0.1), physics, y, warm_hints).method
     assert (warm.ramp, warm.warmup, warm.iterations) == (0, 0, 40)
-    assert apply_to(warm_method(middle, 40, ramp=True), settings).ramp == settings["ramp"]
+    ramped = warm_method(middle, 40, ramp=middle.ramp)
+    assert make_plan(ramped, OutputRule(stop="auto", sigma=0.1), physics, y, warm_hints).method.ramp == middle.ramp
 
 
 def test_warm_start_can_carry_the_input():

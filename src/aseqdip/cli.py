@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import logging
 import os
+import re
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -246,8 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     for task in TASKS.values():
         task.add_arguments(vol.add_argument_group(f"task {task.name}"))
 
-    batch = sub.add_parser("batch", allow_abbrev=False, help="reconstruct every study (image, DICOM slice, fastMRI slice) under a "
-                                         "folder or glob, on Ray (a local instance by default)",
+    batch = sub.add_parser("batch", allow_abbrev=False,
+                           help="reconstruct every study (image, DICOM slice, fastMRI slice) under a folder or glob, "
+                                "on Ray (a local instance by default)",
                            description="Options not listed here are options of 'aseqdip run' (of 'aseqdip "
                                        "reconstruct' for fastMRI files; of 'aseqdip volume' with --volumes), "
                                        "shared by every study: --method, --iterations, --size, --sigma, "
@@ -336,6 +338,27 @@ def command_batch(args: argparse.Namespace, options: list[str]) -> int:
     return 1 if summary.failed else 0
 
 
+# The library names its parameters in Python terms (aseqdip.plan, the methods); the command says them as the
+# flags that set them. One table: a library term -> the flag, in the order they are replaced.
+FLAG_OF_PARAMETER: tuple[tuple[str, str], ...] = (
+    ("OutputRule.noise='estimate'", "--sigma-from estimate"), ("OutputRule.noise='none'", "--sigma-from none"),
+    ("OutputRule.noise", "--sigma-from"), ("OutputRule.sigma", "--sure-sigma (0-255 scale)"),
+    ("OutputRule.ema", "--ema"), ("OutputRule.every", "--stop-every"), ("OutputRule.patience", "--stop-patience"),
+    ("OutputRule.holdout", "--holdout"), ("OutputRule.window", "--es-window"), ("OutputRule.tau", "--tau"),
+    ("OutputRule.observe", "--observe"), ("OutputRule.stop", "--stop"), ("sure_sigma", "--sure-sigma"),
+    ("use method dip", "use --method dip"),
+)
+
+
+def in_command_terms(message: str) -> str:
+    """A library error's message with its parameter names replaced by the flags (:data:`FLAG_OF_PARAMETER`)."""
+    message = re.sub(r"OutputRule\(stop='(\w+)'\)", r"--stop \1", message)
+    message = re.sub(r"stop='(\w+)'", r"--stop \1", message)
+    for term, flag in FLAG_OF_PARAMETER:
+        message = message.replace(term, flag)
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     with _library_warnings_off_the_terminal():
         return _main(argv)
@@ -360,7 +383,7 @@ def _main(argv: Sequence[str] | None) -> int:
             m = command_demo(args)
             print(f"results in {Path(args.out).resolve()}")
     except UserInputError as exc:
-        print(f"aseqdip: error: {exc}", file=sys.stderr)
+        print(f"aseqdip: error: {in_command_terms(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except NonFiniteError as exc:
         print(f"aseqdip: error: {exc}; {exc.kept}", file=sys.stderr)

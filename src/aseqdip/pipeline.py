@@ -15,7 +15,6 @@ whole folder, with the fingerprint in ``metrics.json``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -86,10 +85,6 @@ def make_method(args: argparse.Namespace, task_cls: type) -> Any:
             options[key] = value
     for key in rule_owned(args):  # options a stopping rule uses when the method has no such setting
         options[key] = None
-    if getattr(args, "stop", "none") == "auto" and options.get("ramp") is None and options.get("warmup") is None:
-        from .auto import method_settings
-
-        options.update(method_settings(args.method, task=args.task))  # auto's ramp, where the user set none
     return build_method(args.method, options, task_cls.method_defaults.get(args.method), warn=warn)
 
 
@@ -111,34 +106,28 @@ def method_accepts(args: argparse.Namespace, key: str) -> bool:
     return args.method in METHODS and key in method_parameters(METHODS[args.method])
 
 
-def effective_stop(args: argparse.Namespace) -> str:
-    """The rule --stop names, with auto resolved for the method (aseqdip.auto)."""
-    stop = getattr(args, "stop", "none")
-    if stop != "auto":
-        return stop
-    from .auto import choice_for
-
-    return choice_for(args.method).rule.stop
-
-
 def rule_owned(args: argparse.Namespace) -> set[str]:
-    """Method keyword arguments that --ema / --stop take over because the method itself has none."""
-    stop = effective_stop(args)
+    """Method keyword arguments that --ema / --stop take over because the method itself has none
+    (``auto`` counts as a rule that may use the noise level: what it means is resolved in the run's plan)."""
+    stop = getattr(args, "stop", "none")
     keys = {"ema"} | ({"window", "patience"} if stop == "wmv" else set()) | (
-        {"sure_sigma"} if stop in ("sure", "discrepancy") else set())
+        {"sure_sigma"} if stop in ("sure", "discrepancy", "auto") else set())
     return {k for k in keys if not method_accepts(args, k)}
 
 
 def output_rule(args: argparse.Namespace) -> Any:
-    """The stopping/output rule the options ask for (docs/stopping.md); ``auto`` stays for rules.reconstruct."""
-    from .rules import OutputRule
+    """The stopping/output rule the options ask for (docs/stopping.md); ``auto`` stays ``auto``: the run's plan
+    (:func:`aseqdip.plan.make_plan`) resolves it, falls back to the fixed budget when no noise level can be
+    found, and records what auto chose (metrics.json -> ``stopping.auto``)."""
+    from .outputrule import OutputRule
+    from .physics.noise_level import from_255
 
-    stop = effective_stop(args)
+    stop = getattr(args, "stop", "none")
     owned = rule_owned(args)
     sigma = getattr(args, "sure_sigma", None)
     options = {"stop": stop, "seed": args.seed,
                "ema": args.ema if "ema" in owned else None,
-               "sigma": None if sigma is None else sigma / 255.0,
+               "sigma": None if sigma is None else from_255(sigma),
                "holdout": getattr(args, "holdout", None), "refit": getattr(args, "refit", None),
                "every": getattr(args, "stop_every", None), "tau": getattr(args, "tau", None),
                "window": getattr(args, "es_window", None) if stop == "wmv" else None,
@@ -147,12 +136,7 @@ def output_rule(args: argparse.Namespace) -> Any:
                "noise": getattr(args, "sigma_from", None),
                "observe": tuple(n.strip() for n in args.observe.split(",") if n.strip()) if getattr(
                    args, "observe", None) else None}
-    rule = OutputRule(**{k: v for k, v in options.items() if v is not None})
-    if getattr(args, "stop", "none") == "auto":
-        # left as "auto": rules.reconstruct resolves it, falls back to the fixed budget when no noise level
-        # can be found, and records what auto chose (metrics.json -> stopping.auto)
-        rule = dataclasses.replace(rule, stop="auto")
-    return rule
+    return OutputRule(**{k: v for k, v in options.items() if v is not None})
 
 
 def checkpoint_path(out: str | Path) -> Path:
@@ -205,7 +189,7 @@ def solve(args: argparse.Namespace, method: Any, problem: Any, callbacks: Sequen
     """Reconstruct ``problem`` with ``method`` under the options' output rule; refuse a non-finite image.
 
     The one call into :func:`aseqdip.rules.reconstruct` of a command: the oracle monitor and score when the
-    problem has a ground truth, the task's settings as the noise hint. ``callbacks`` join the run's
+    problem has a ground truth, the task's knowledge of the acquisition (``problem.hints``). ``callbacks`` join the run's
     (``aseqdip volume``'s warm start); ``saving`` are the checkpoint arguments.
     """
     import torch
@@ -216,7 +200,7 @@ def solve(args: argparse.Namespace, method: Any, problem: Any, callbacks: Sequen
                          monitor=problem.psnr if problem.x_true is not None else None,
                          callbacks=callbacks, track_every=args.track_every,
                          score=problem.metrics if problem.x_true is not None else None,
-                         noise_hint=problem.settings, **saving)
+                         hints=problem.hints, **saving)
     if not bool(torch.isfinite(result.image).all()):  # methods outside the loop (cs, fbp) end here too
         raise NonFiniteError(result.iteration_returned, "returned image", result.iterations)
     if problem.x_true is not None and "noise" in result.info:
@@ -259,7 +243,7 @@ def solve_and_save(args: argparse.Namespace, method: Any, problem: Any, extra: d
         with OutputLock(args.out):  # a second run for this --out is refused before it computes
             result = solve(args, method, problem, **saving)
             with StagedOutput(args.out, replace=bool(getattr(args, "overwrite", False))) as out:
-                metrics = save_run(out, problem, method.name, method.hyperparameters(), result,
+                metrics = save_run(out, problem, method.name, result.hyperparameters or method.hyperparameters(), result,
                                    extra={**extra, "recipe": recipe_record(args), "fingerprint": fingerprint})
     except NonFiniteError as exc:
         exc.kept = kept_note(args, bool(saving), diverged=True)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .io.outputs import atomic_write
+
+if TYPE_CHECKING:  # numpy only in annotations: matplotlib and numpy are imported where a figure is drawn
+    import numpy as np
 
 
 def psnr_curve(path: Path, history: dict[str, list[float]], *, title: str, returned_iteration: int | None = None,
@@ -38,7 +41,7 @@ def psnr_curve(path: Path, history: dict[str, list[float]], *, title: str, retur
     return True
 
 
-def noise_covariance_figure(path: Path, covariance: "np.ndarray", *, title: str) -> None:
+def noise_covariance_figure(path: Path, covariance: np.ndarray, *, title: str) -> None:
     """The coil noise covariance as two heat maps: |Psi| and the correlation |Psi_ij| / sqrt(Psi_ii Psi_jj).
 
     A user sees at a glance whether every coil was read (no empty row), how unequal their noise levels
@@ -65,7 +68,7 @@ def noise_covariance_figure(path: Path, covariance: "np.ndarray", *, title: str)
     _save(fig, path)
 
 
-def error_box(error: "np.ndarray", fraction: float = 0.25) -> tuple[int, int, int]:
+def error_box(error: np.ndarray, fraction: float = 0.25) -> tuple[int, int, int]:
     """(top, left, side) of the square of ``fraction`` of the image's side where the mean error is largest:
     the region the comparison figure zooms into (as the paper's Figure 5 does)."""
     import numpy as np
@@ -79,7 +82,7 @@ def error_box(error: "np.ndarray", fraction: float = 0.25) -> tuple[int, int, in
     return int(top), int(left), side
 
 
-def comparison_figure(path: Path, panels: list[tuple[str, "np.ndarray", str]], *, error: "np.ndarray | None",
+def comparison_figure(path: Path, panels: list[tuple[str, np.ndarray, str]], *, error: np.ndarray | None,
                       error_label: str = "", title: str = "", zoom: bool = False) -> None:
     """Images side by side on one grey scale ([0, 1]), then the absolute error of the returned image (comparison.png).
 

@@ -66,7 +66,7 @@ def run_metrics(problem: Problem, method_name: str, hyper: dict[str, Any], resul
     metrics["environment"] = {"aseqdip": __version__, "torch": torch.__version__, "python": platform.python_version(),
                               "machine": platform.processor() or platform.machine(),
                               "torch_threads": torch.get_num_threads(),  # seconds per iteration depend on it
-                              "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                              "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
                               "command": " ".join(sys.argv)}
     return metrics
 
@@ -109,5 +109,5 @@ def write_comparison(path: Any, problem: Problem, method_name: str, result: Reco
         panels.append(("ground truth", truth, ""))
         error = np.abs(returned - truth)
         error = error.mean(axis=-1) if error.ndim == 3 else error
-    comparison_figure(path, panels, error=error, error_label="max error {:.3f}".format(float(error.max())) if error is not None else "",
+    comparison_figure(path, panels, error=error, error_label=f"max error {float(error.max()):.3f}" if error is not None else "",
                       title=f"{method_name} on {problem.task}", zoom=problem.task in ZOOMED_TASKS)

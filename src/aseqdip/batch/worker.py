@@ -48,7 +48,7 @@ class StudyJob:
         saving = ["--checkpoint-every", str(self.checkpoint_every), "--resume"] if self.checkpoint_every else []
         return [*head, *self.options, *saving, "--no-progress", "--out", dest]
 
-    def parsed(self, parser: argparse.ArgumentParser) -> "StudyJob":
+    def parsed(self, parser: argparse.ArgumentParser) -> StudyJob:
         """This job with its options parsed by ``parser`` (the ``aseqdip`` command's)."""
         return replace(self, args=parser.parse_args(self.argv()))
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import random
 import time
-from pathlib import Path
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np

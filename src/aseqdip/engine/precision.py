@@ -56,7 +56,7 @@ class Precision:
     bf16: bool
 
     @classmethod
-    def choose(cls, device: torch.device, precision: str = "auto", pixels: int | None = None) -> "Precision":
+    def choose(cls, device: torch.device, precision: str = "auto", pixels: int | None = None) -> Precision:
         """``auto``: bf16 on CPUs with bf16 arithmetic, and on GPUs for images of at least
         :data:`CUDA_BF16_MIN_PIXELS` (``pixels`` = H x W; unknown counts as large)."""
         if precision not in PRECISIONS:

@@ -67,7 +67,7 @@ class StackedNetwork(nn.Module):
 
         return vmap(one)(params, buffers, x)
 
-    def to(self, *args: Any, **kwargs: Any) -> "StackedNetwork":
+    def to(self, *args: Any, **kwargs: Any) -> StackedNetwork:
         # Stacked conv weights are 5-D, which channels_last cannot describe; the vmapped convolutions
         # take their layout from the input (which the loop makes channels_last when it wants it).
         kwargs.pop("memory_format", None)

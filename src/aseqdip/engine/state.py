@@ -54,6 +54,7 @@ class Reconstruction:
     history: dict[str, list[float]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     steps_timed: int | None = None
+    hyperparameters: dict[str, Any] | None = None  # of the method as it ran (set by aseqdip.rules.reconstruct)
 
     @property
     def steps_in_seconds(self) -> int:

@@ -43,7 +43,7 @@ class Weights:
         return {"network": self.network, "optimizers": self.optimizers, "input": self.input}
 
     @classmethod
-    def from_file(cls, payload: dict[str, Any]) -> "Weights":
+    def from_file(cls, payload: dict[str, Any]) -> Weights:
         return cls(network=payload["network"], optimizers=payload.get("optimizers"), input=payload.get("input"))
 
 

@@ -94,7 +94,7 @@ class StagedOutput:
         self.replace = replace
         self.stage: Path | None = None
 
-    def __enter__(self) -> "StagedOutput":
+    def __enter__(self) -> StagedOutput:
         parent = self.dest.resolve().parent
         try:
             parent.mkdir(parents=True, exist_ok=True)
@@ -150,7 +150,7 @@ class OutputLock:
         self.path = lock_path(dest)
         self.dest = Path(dest)
 
-    def __enter__(self) -> "OutputLock":
+    def __enter__(self) -> OutputLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(2):
             try:

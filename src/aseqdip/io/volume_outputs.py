@@ -109,7 +109,8 @@ def write_dicom_series(folder: Path, slices: np.ndarray, affine: np.ndarray, tem
         ds.PixelData = stored[k].tobytes()
         buf = io.BytesIO()
         ds.save_as(buf, enforce_file_format=True)
-        atomic_write(folder / f"slice_{k + 1:04d}.dcm", lambda f, data=buf.getvalue(): f.write(data))
+        data = buf.getvalue()
+        atomic_write(folder / f"slice_{k + 1:04d}.dcm", lambda f, data=data: f.write(data))
     return series_uid
 
 

@@ -58,7 +58,7 @@ class Volume:
         """Voxel size in mm: (column step, row step, slice step), the lengths of the affine's columns."""
         return tuple(float(np.linalg.norm(self.affine[:3, c])) for c in range(3))  # type: ignore[return-value]
 
-    def slab(self, start: int, stop: int) -> "Volume":
+    def slab(self, start: int, stop: int) -> Volume:
         """Slices ``start`` to ``stop - 1``, the affine moved to the first of them."""
         data = None if self.data is None else self.data[start:stop]
         return replace(self, data=data, affine=slab_affine(self.affine, start), n_slices=stop - start)

@@ -48,6 +48,13 @@ class DIPMethod(dinv.models.Reconstructor):
     # True when B problems stacked into one run (engine/stacked.py) each get exactly their single run:
     # the loss must be a mean over entries, and nothing in the network may depend on the batch
     batchable: bool = True
+    # What the output rules (aseqdip.rules) and auto (aseqdip.auto) need to know of a method: they ask
+    # these, never the method's type, so a new method declares them here and touches no other module.
+    iterative: ClassVar[bool] = True  # its iterates are there for a rule to choose among
+    stops_itself: ClassVar[bool] = False  # it ends the run by its own rule (ES-DIP), so --stop cannot apply
+    reads_every_measurement: ClassVar[bool] = False  # its loss reads every entry of y: no held-out split
+    auto_stop: ClassVar[str] = "discrepancy"  # the rule --stop auto gives it ("none": the method as published)
+    auto_settings: ClassVar[dict[str, Any]] = {}  # keyword arguments --stop auto sets where the user set none
 
     def __init__(
         self,

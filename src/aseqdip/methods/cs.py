@@ -44,6 +44,8 @@ class L1WaveletCS(dinv.models.Reconstructor):
     """
 
     name: ClassVar[str] = "cs"
+    iterative: ClassVar[bool] = False  # no iterates for a stopping rule to choose among
+    auto_stop: ClassVar[str] = "none"
 
     def __init__(self, iterations: int = 200, cs_lambda: float = 1e-3, wavelet: str = "db4", seed: int = 0,
                  network: Any = None, precision: str = "auto", device: str = "auto", progress: bool = False) -> None:

@@ -25,6 +25,8 @@ class ESDIP(VanillaDIP):
     """Vanilla DIP with ES-WMV early stopping (window ``window``, patience ``patience``)."""
 
     name: ClassVar[str] = "esdip"
+    stops_itself: ClassVar[bool] = True
+    auto_stop: ClassVar[str] = "none"
 
     def __init__(self, iterations: int = 4000, window: int = 100, patience: int = 1000, **kwargs: Any) -> None:
         super().__init__(iterations=iterations, **kwargs)

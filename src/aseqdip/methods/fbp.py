@@ -29,6 +29,8 @@ class FBP(dinv.models.Reconstructor):
     """
 
     name: ClassVar[str] = "fbp"
+    iterative: ClassVar[bool] = False  # no iterates for a stopping rule to choose among
+    auto_stop: ClassVar[str] = "none"
 
     def __init__(self, device: str = "auto", network: Any = None, precision: str = "auto", seed: int = 0,
                  progress: bool = False) -> None:

@@ -25,21 +25,17 @@ import torch
 from ..engine.loop import forward
 from ..engine.state import LoopState
 from ..errors import UserInputError
+from ..physics.noise_level import from_255, model_sigma
 from .base import DIPMethod, squared_error
 from .noise import randn_like
-
-
-def gaussian_noise_level(physics: Any) -> torch.Tensor | None:
-    """sigma of the physics' Gaussian noise model (data units), or None when it has none."""
-    model = getattr(physics, "noise_model", None)
-    sigma = getattr(model, "sigma", None) if isinstance(model, dinv.physics.GaussianNoise) else None
-    return None if sigma is None else torch.as_tensor(sigma, dtype=torch.float32)
 
 
 class RethinkingDIP(DIPMethod):
     """DIP for Gaussian denoising trained on SURE with the noisy image as input."""
 
     name: ClassVar[str] = "rethinking"
+    reads_every_measurement: ClassVar[bool] = True  # SURE reads every pixel of y
+    auto_stop: ClassVar[str] = "none"  # trained on SURE with its own moving average: auto runs it as published
 
     def __init__(self, iterations: int = 4000, lr: float = 0.1, sure_sigma: float | None = None,
                  input_noise: float = 0.5, epsilon: float = 0.5, ema: float = 0.99, **kwargs: Any) -> None:
@@ -62,16 +58,14 @@ class RethinkingDIP(DIPMethod):
                 "epsilon": self.epsilon, "ema": self.ema, "optimizer": "radam"}
 
     def noise_level(self, physics: Any) -> float:
-        """sigma in data units: ``sure_sigma / 255`` if given, else the physics' Gaussian noise std."""
+        """sigma in data units: ``sure_sigma`` (0-255 scale) if given, else the physics' Gaussian noise std."""
         if self.sure_sigma is not None:
-            return self.sure_sigma / 255.0
-        sigma = gaussian_noise_level(physics)
-        if sigma is None or not bool((sigma > 0).all()):
+            return from_255(self.sure_sigma)
+        sigma = model_sigma(physics)
+        if sigma is None:
             raise UserInputError("rethinking's SURE loss needs the noise level: the measurement has no Gaussian "
-                                 "noise of known sigma > 0; give --sure-sigma (0-255 scale)")
-        if not bool((sigma == sigma.flatten()[0]).all()):
-            raise UserInputError("rethinking needs one noise level for the whole measurement; give --sure-sigma")
-        return float(sigma.flatten()[0])
+                                 "noise of one known sigma > 0; give sure_sigma (0-255 scale)")
+        return sigma
 
     def validate(self, y: torch.Tensor, physics: Any) -> None:
         if not isinstance(physics, dinv.physics.Denoising):

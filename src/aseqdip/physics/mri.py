@@ -52,7 +52,7 @@ class MagnitudeImage:
     crop: tuple[int, int] = FASTMRI_CROP
 
     @classmethod
-    def of_reference(cls, reference: torch.Tensor, crop: tuple[int, int] = FASTMRI_CROP) -> "MagnitudeImage":
+    def of_reference(cls, reference: torch.Tensor, crop: tuple[int, int] = FASTMRI_CROP) -> MagnitudeImage:
         peak = float(center_crop(magnitude(reference), crop).max())
         if not peak > 0:
             raise ValueError("the reference image is zero over the evaluation crop")

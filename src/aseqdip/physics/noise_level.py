@@ -7,7 +7,7 @@ entry, in the units of y. :func:`noise_level` resolves it and says where it came
 * ``model``: the physics' Gaussian noise model. Only a simulation has one with the true sigma, so the
   ``auto`` mode never reads it (a user with real data does not have it);
 * ``file``: a raw scanner file's own noise level (its noise-adjustment scan, or the reader's k-space
-  background estimate; ``io/raw_mri.py``), passed in the ``hint`` as ``noise_sigma``;
+  background estimate; ``io/raw_mri.py``), passed in the hints as ``noise_sigma``;
 * ``estimate``: estimated from y alone, dispatched on the operator (:func:`estimate_noise`):
 
   - image-shaped y (denoising, deblurring, any operator whose y is an image): for colour images the
@@ -30,7 +30,7 @@ entry, in the units of y. :func:`noise_level` resolves it and says where it came
     it, MAD of the second difference along the detector, where a sinogram is smooth.
 
 A volume's slices share one estimate (``aseqdip volume``): the median of the slices' own estimates,
-passed in the ``hint`` as ``shared_noise`` and still reported as an ``estimate``.
+passed in the hints as ``shared_noise`` and still reported as an ``estimate``.
 
 The MAD of a zero-mean Gaussian is 0.6745 sigma, and the median ignores the minority of entries where
 the signal leaks in (edges), which is why these estimates are robust to image content.
@@ -47,6 +47,7 @@ import deepinv as dinv
 import numpy as np
 import torch
 
+from .hints import MeasurementHints
 from .placement import physics_device
 
 MAD_TO_SIGMA = 1.0 / 0.6744897501960817  # sigma of a standard normal over its median absolute deviation
@@ -65,6 +66,11 @@ class NoiseLevel:
         return {"sigma": self.sigma, "source": self.source, "how": self.how}
 
 
+def from_255(value: float) -> float:
+    """A noise level given on the 0-255 scale of 8-bit images (``--sure-sigma``) in data units (images in [0, 1])."""
+    return value / 255.0
+
+
 def model_sigma(physics: Any) -> float | None:
     """sigma of the physics' Gaussian noise model (one value for the whole measurement), or None."""
     model = getattr(getattr(physics, "inner", physics), "noise_model", None)
@@ -77,12 +83,12 @@ def model_sigma(physics: Any) -> float | None:
 
 
 def noise_level(physics: Any, y: torch.Tensor, *, given: float | None = None, prefer: str = "model",
-                hint: dict[str, Any] | None = None) -> NoiseLevel:
+                hints: MeasurementHints | None = None) -> NoiseLevel:
     """The noise level of ``y``: ``given`` when set, else the model (``prefer="model"``) or the estimate.
 
     ``prefer="model"`` falls back to the estimate when the physics has no Gaussian noise model;
-    ``prefer="estimate"`` never reads the model. ``hint`` holds acquisition settings an estimator may use
-    (the CT task's incident photons and attenuation per pixel).
+    ``prefer="estimate"`` never reads the model. ``hints`` holds acquisition settings an estimator may use
+    (the CT task's incident photons and attenuation per pixel, a raw file's own noise level).
     """
     if given is not None:
         if not (math.isfinite(given) and given > 0):
@@ -90,22 +96,22 @@ def noise_level(physics: Any, y: torch.Tensor, *, given: float | None = None, pr
         return NoiseLevel(float(given), "given", "given by the user")
     if prefer not in ("model", "estimate"):
         raise ValueError(f"prefer must be 'model' or 'estimate', got {prefer!r}")
-    if (hint or {}).get("noise_sigma"):  # a raw scanner file's own noise scan or background estimate
-        return NoiseLevel(float(hint["noise_sigma"]), "file", str(hint.get("noise_source", "read with the data")))
+    hints = hints or MeasurementHints()
+    if hints.noise_sigma:  # a raw scanner file's own noise scan or background estimate
+        return NoiseLevel(float(hints.noise_sigma), "file", hints.noise_source or "read with the data")
     if prefer == "model":
         sigma = model_sigma(physics)
         if sigma is not None:
             return NoiseLevel(sigma, "model", "the physics' Gaussian noise model")
-    shared = (hint or {}).get("shared_noise")
-    if shared:  # one estimate for every slice of a volume (aseqdip volume: the median of its slices' estimates)
-        return NoiseLevel(float(shared["sigma"]), "estimate", str(shared["how"]))
+    if hints.shared_noise is not None:  # one estimate for every slice of a volume (the median of its slices')
+        return NoiseLevel(float(hints.shared_noise.sigma), "estimate", hints.shared_noise.how)
     with torch.no_grad():
-        sigma, how = estimate_noise(getattr(physics, "inner", physics), y.detach(), hint or {})
+        sigma, how = estimate_noise(getattr(physics, "inner", physics), y.detach(), hints)
     return NoiseLevel(float(sigma), "estimate", how)
 
 
 @singledispatch
-def estimate_noise(physics: Any, y: torch.Tensor, hint: dict[str, Any]) -> tuple[float, str]:
+def estimate_noise(physics: Any, y: torch.Tensor, hints: MeasurementHints) -> tuple[float, str]:
     """(sigma, how) estimated from y alone; the default treats an image-shaped y as a noisy image."""
     if torch.is_complex(y) or y.dim() != 4:
         raise ValueError(f"no noise estimator for {type(physics).__name__} measurements of shape {tuple(y.shape)}")
@@ -157,7 +163,7 @@ def wavelet_mad(y: torch.Tensor) -> float:
 
 
 @estimate_noise.register(dinv.physics.Inpainting)
-def _masked_image(physics: Any, y: torch.Tensor, hint: dict[str, Any]) -> tuple[float, str]:
+def _masked_image(physics: Any, y: torch.Tensor, hints: MeasurementHints) -> tuple[float, str]:
     mask = (physics.mask != 0).to(y.device).expand(y.shape)
     return masked_haar_mad(y, mask), "MAD of the Haar diagonal detail over fully measured 2x2 blocks of y"
 
@@ -183,7 +189,7 @@ def masked_haar_mad(y: torch.Tensor, measured: torch.Tensor) -> float:
 
 
 @estimate_noise.register(dinv.physics.MultiCoilMRI)
-def _kspace(physics: Any, y: torch.Tensor, hint: dict[str, Any]) -> tuple[float, str]:
+def _kspace(physics: Any, y: torch.Tensor, hints: MeasurementHints) -> tuple[float, str]:
     # y is (B, 2, coils, H, W) with centred k-space; the mask (B, 2, H, W) is shared by the coils
     measured = (physics.mask[:, :, None] != 0).to(y.device).expand(y.shape)
     return kspace_corner_mad(y, measured), "MAD of the sampled k-space entries in the outer corners (real and imaginary)"
@@ -211,10 +217,8 @@ def kspace_corner_mad(y: torch.Tensor, measured: torch.Tensor, fraction: float =
 
 
 @estimate_noise.register(dinv.physics.Tomography)
-def _sinogram(physics: Any, y: torch.Tensor, hint: dict[str, Any]) -> tuple[float, str]:
-    photons, per_pixel = hint.get("photons"), hint.get("attenuation_per_pixel")
-    if per_pixel is None and hint.get("mu_at_one_per_cm") and hint.get("pixel_mm"):  # the ct task's settings
-        per_pixel = hint["mu_at_one_per_cm"] * hint["pixel_mm"] / 10.0
+def _sinogram(physics: Any, y: torch.Tensor, hints: MeasurementHints) -> tuple[float, str]:
+    photons, per_pixel = hints.photons, hints.attenuation_per_pixel
     if photons and per_pixel:
         variance = torch.exp(per_pixel * y.double()) / (per_pixel**2 * photons)
         return float(variance.mean().sqrt()), "post-log Poisson model exp(k p) / (k^2 I0) from the incident photons"
@@ -231,5 +235,5 @@ def realised_noise(physics: Any, y: torch.Tensor, x_true: torch.Tensor, measured
     return float(diff[mask].square().mean().sqrt())
 
 
-__all__ = ["NoiseLevel", "SOURCES", "estimate_noise", "masked_haar_mad", "model_sigma",
+__all__ = ["NoiseLevel", "SOURCES", "estimate_noise", "from_255", "masked_haar_mad", "model_sigma",
            "noise_level", "patch_pca_sigma", "realised_noise", "wavelet_mad"]

@@ -17,6 +17,7 @@ import torch
 from ..errors import UserInputError
 from ..metrics import psnr, ssim
 from ..physics.defaults import first_estimate
+from ..physics.hints import MeasurementHints
 
 
 def clip01(x: torch.Tensor) -> torch.Tensor:
@@ -32,8 +33,9 @@ class Problem:
     every method must beat, and aSeqDIP's z_0. ``to_image`` maps any estimate to the [0, 1] image that
     metrics and PNGs use (a clip for natural images, a normalised magnitude for MRI).
 
-    ``noise_sigma`` is the noise std per real entry of ``y`` in data units (deepinv's ``GaussianNoise``
-    sigma), when the task knows it from the data (measured MRI: noise scan or k-space background).
+    ``hints`` is what the task knows of the acquisition that a noise estimator or ``auto`` may use (a CT
+    photon count; measured MRI's own noise level from its noise scan or k-space background); ``settings``
+    is the task's record for metrics.json.
     ``extra_outputs`` maps a file name to a function writing that file (diagnostic figures of the data).
     """
 
@@ -45,7 +47,7 @@ class Problem:
     settings: dict[str, Any] = field(default_factory=dict)
     to_image: Callable[[torch.Tensor], torch.Tensor] = clip01
     measurement_label: str = "measurement"
-    noise_sigma: float | None = None
+    hints: MeasurementHints = field(default_factory=MeasurementHints)
     extra_outputs: dict[str, Callable[[Path], None]] = field(default_factory=dict)
 
     def psnr(self, x: torch.Tensor) -> torch.Tensor:
@@ -76,7 +78,7 @@ class Task:
         """Add this task's CLI options (with default None: the task's own defaults apply)."""
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "Task":
+    def from_args(cls, args: argparse.Namespace) -> Task:
         raise NotImplementedError
 
     @classmethod

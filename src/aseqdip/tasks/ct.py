@@ -21,8 +21,8 @@ import torch
 from ..errors import UserInputError
 from ..io.dicom import CT_WINDOW, hu_window, is_dicom, read_dicom
 from ..io.images import load_npy
-from ..physics.ct import (MU_AT_ONE_PER_CM, detector_count, equispaced_angles, postlog_with_photon_noise,
-                          tomography)
+from ..physics.ct import MU_AT_ONE_PER_CM, detector_count, equispaced_angles, postlog_with_photon_noise, tomography
+from ..physics.hints import MeasurementHints
 from .base import Problem, Task
 
 # field of view assumed for images without a pixel size (PNG/NPY), for the photon-noise model only
@@ -78,7 +78,7 @@ class CT(Task):
         cls._add_window(group)
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "CT":
+    def from_args(cls, args: argparse.Namespace) -> CT:
         return cls(views=18 if args.views is None else args.views, photons=args.photons,
                    window=tuple(args.hu_window) if args.hu_window is not None else CT_WINDOW)
 
@@ -147,6 +147,8 @@ class CT(Task):
                         zero_count_fraction=zero_fraction)
         problem = self.make_problem(physics, y, x, measurement_label="fbp")
         problem.settings.update(info)
+        if self.photons is not None:
+            problem.hints = MeasurementHints(photons=self.photons, attenuation_per_pixel=per_pixel)
         return problem
 
     # ---- measured data ------------------------------------------------------------------------

@@ -72,7 +72,7 @@ class Deblur(Task):
                            help="deblur: sensor white level of --blur nonlinear, linear units (default 0.9)")
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "Deblur":
+    def from_args(cls, args: argparse.Namespace) -> Deblur:
         blur = args.blur or "nonlinear"
         if args.blur_model is not None:
             for opt in ("kernel_size", "kernel_type", "blur_sigma", "white_level"):

@@ -26,7 +26,7 @@ class Denoise(Task):
                            help="noise std on the 0-255 scale (denoise: default 25, paper 15/30; inpaint: default 0)")
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "Denoise":
+    def from_args(cls, args: argparse.Namespace) -> Denoise:
         return cls(sigma=25.0 if args.sigma is None else args.sigma)
 
     def settings(self) -> dict[str, Any]:

@@ -35,7 +35,7 @@ class Inpaint(Task):
                            help="inpaint: fraction of pixels missing for --mask random (default 0.5)")
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "Inpaint":
+    def from_args(cls, args: argparse.Namespace) -> Inpaint:
         return cls(mask=args.mask or "box", hiar=0.25 if args.hiar is None else args.hiar,
                    missing=0.5 if args.missing is None else args.missing,
                    sigma=0.0 if getattr(args, "sigma", None) is None else args.sigma)

@@ -25,10 +25,24 @@ import torch
 
 from ..errors import UserInputError
 from ..io.images import load_npy
-from ..physics.mri import (MagnitudeImage, birdcage_maps, center_crop, espirit_maps, magnitude, smooth_phase,
-                           to_complex, with_phase)
-from ..physics.mri_masks import (SAMPLINGS, CartesianMask, auto_calibration_width, cartesian_mask,
-                                  default_center_fraction)
+from ..physics.hints import MeasurementHints
+from ..physics.mri import (
+    MagnitudeImage,
+    birdcage_maps,
+    center_crop,
+    espirit_maps,
+    magnitude,
+    smooth_phase,
+    to_complex,
+    with_phase,
+)
+from ..physics.mri_masks import (
+    SAMPLINGS,
+    CartesianMask,
+    auto_calibration_width,
+    cartesian_mask,
+    default_center_fraction,
+)
 from .base import Problem, Task
 
 ESPIRIT_MAX_CALIB = 24  # sigpy's and deepinv's default calibration width
@@ -94,7 +108,7 @@ class MRI(Task):
         group.add_argument("--coils", type=int, default=None, help="mri: simulated receive coils (default 15)")
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "MRI":
+    def from_args(cls, args: argparse.Namespace) -> MRI:
         return cls(acceleration=4.0 if args.acceleration is None else args.acceleration,
                    coils=15 if getattr(args, "coils", None) is None else args.coils,
                    sampling=args.sampling or "random", center_fraction=args.center_fraction,
@@ -245,7 +259,8 @@ class MRI(Task):
         settings["evaluation"] = f"|x| / max|x_ref| over the central {crop[0]}x{crop[1]}"
         problem = task.make_problem(physics, y, x_true, to_image=to_image, measurement_label="zero-filled")
         problem.settings = settings
-        problem.noise_sigma = noise_sigma
+        if noise_sigma:
+            problem.hints = MeasurementHints(noise_sigma=noise_sigma, noise_source=settings["noise_source"])
         problem.extra_outputs = _diagnostics(y, data)
         return problem
 

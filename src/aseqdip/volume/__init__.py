@@ -27,8 +27,20 @@ the slice it was on, if its fingerprint matches. The results appear as a whole f
 (:class:`~aseqdip.io.outputs.StagedOutput`); then the work folder is removed.
 """
 
-from .defaults import (SHARED_NOISE, SHARED_NOISE_SLICES, VOLUME_TASKS, WARM_FRACTION, WARM_FRACTION_FIXED,
-                       WARM_INPUT, WARM_INPUT_DC, WARM_MIX, check_options, warm_ceiling, warm_fraction, warm_method)
+from .defaults import (
+                       SHARED_NOISE,
+                       SHARED_NOISE_SLICES,
+                       VOLUME_TASKS,
+                       WARM_FRACTION,
+                       WARM_FRACTION_FIXED,
+                       WARM_INPUT,
+                       WARM_INPUT_DC,
+                       WARM_MIX,
+                       check_options,
+                       warm_ceiling,
+                       warm_fraction,
+                       warm_method,
+)
 from .run import run_volume, solve_slice, task_and_method
 from .slices import Slices, prepare, shared_noise, slice_range, walk
 from .work import WorkFolder, open_work, work_folder

@@ -123,36 +123,35 @@ def warm_input_dc(args: argparse.Namespace) -> bool:
     return _switch(args, "warm_input_dc", WARM_INPUT_DC)
 
 
-def warm_fraction(args: argparse.Namespace) -> float:
-    """``--warm-fraction``, else :data:`WARM_FRACTION_FIXED` under a fixed budget and :data:`WARM_FRACTION` under a rule."""
-    from ..pipeline import effective_stop
-
+def warm_fraction(args: argparse.Namespace, stop: str | None = None) -> float:
+    """``--warm-fraction``, else :data:`WARM_FRACTION_FIXED` under a fixed budget and :data:`WARM_FRACTION` under a
+    rule. ``stop`` is the rule the middle slice ran under (its plan's, with ``auto`` resolved), else ``--stop``."""
     fraction = getattr(args, "warm_fraction", None)
     if fraction is not None:
         return float(fraction)
-    return WARM_FRACTION_FIXED if effective_stop(args) == "none" else WARM_FRACTION
+    return WARM_FRACTION_FIXED if (stop or args.stop) == "none" else WARM_FRACTION
 
 
 def warm_ceiling(args: argparse.Namespace, middle: dict[str, Any]) -> int:
     """``--warm-iterations``, else :func:`warm_fraction` of the steps the middle slice took."""
     if args.warm_iterations is not None:
         return args.warm_iterations
-    return max(1, int(int(middle["steps"]) * warm_fraction(args) + 1e-9))
+    return max(1, int(int(middle["steps"]) * warm_fraction(args, middle.get("stop")) + 1e-9))
 
 
 
-def warm_method(method: Any, iterations: int, ramp: bool = False) -> Any:
-    """The method of a warm slice: its ceiling ``iterations``, no warm-up, and no ramp unless ``ramp``.
+def warm_method(method: Any, iterations: int, ramp: int = 0) -> Any:
+    """The method of a warm slice: its ceiling ``iterations``, no warm-up, and a ramp of ``ramp`` steps.
 
-    Its network is fitted already; ``schedule_fixed`` tells ``--stop auto`` (:func:`aseqdip.auto.apply_to`)
-    not to put its ramp back on. With ``ramp`` the slice keeps the method's ramp (auto's 100 steps at 3 x lr).
+    Its network is fitted already, so by default no ramp: the slice's plan marks it warm
+    (``MeasurementHints.warm_slice``) and ``auto`` adds none (:func:`aseqdip.auto.resolve`); ``--warm-ramp``
+    passes the cold slice's ramp as it ran.
     """
     out = copy.copy(method)
     out.iterations = iterations
     if hasattr(out, "warmup"):
         out.warmup = 0
-    if hasattr(out, "ramp") and not ramp:
-        out.ramp = 0
-    out.schedule_fixed = True
+    if hasattr(out, "ramp"):
+        out.ramp = ramp
     return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import platform
 import shutil
 import time
@@ -13,15 +14,15 @@ import numpy as np
 import torch
 
 from .. import __version__, pipeline
-from ..auto import WARM_SLICE
 from ..engine.state import Reconstruction
-from ..engine.warm import Weights, WarmStart
+from ..engine.warm import WarmStart, Weights
 from ..errors import Interrupted, NonFiniteError
 from ..io.outputs import write_json
 from ..io.volumes import Volume, read_volume, slab_affine
 from .defaults import check_options, warm_ceiling, warm_input, warm_input_dc, warm_method, warm_mix
 from .slices import Slices, prepare, shared_noise, slice_range, walk
 from .work import kept_note, open_work
+
 
 def solve_slice(args: argparse.Namespace, method: Any, problem: Any, warm: WarmStart) -> Reconstruction:
     """Reconstruct one slice through the pipeline, with ``warm`` loading (and keeping) network weights."""
@@ -38,7 +39,10 @@ def slice_record(k: int, order: int, neighbour: int | None, result: Reconstructi
                               "warm_from": neighbour, "steps": result.iterations,
                               "iteration_returned": result.iteration_returned, "seconds": round(result.seconds, 3),
                               "wall_seconds": round(wall, 3), "rule": result.rule,
-                              "stop_reason": result.info.get("stop_reason", "") or "budget"}
+                              "stop_reason": result.info.get("stop_reason", "") or "budget",
+                              "stop": result.info.get("stopping", {}).get("stop")}
+    if neighbour is None:  # the method as the cold slice ran it (auto's ramp included), for volume.json
+        record["hyperparameters"] = result.hyperparameters
     noise = result.info.get("noise")
     if noise:  # the level the slice's rule compared its residual with, and where it came from
         record.update(noise_sigma=noise["sigma"], noise_source=noise["source"])
@@ -78,7 +82,7 @@ def run_volume(args: argparse.Namespace, on_slice: Callable[[dict[str, Any]], No
         from ..preflight import check_image_size
 
         check_image_size(*slices.unit.shape[1:], f"{args.input} (as reconstructed)", args.device)
-    noise = shared_noise(args, slices, full.n_slices)
+    noise = shared_noise(args, slices, full.n_slices, method)
     order = walk(start, stop, cold=args.cold)
     needed_by: dict[int, list[int]] = {}
     for k, neighbour in order:
@@ -87,26 +91,24 @@ def run_volume(args: argparse.Namespace, on_slice: Callable[[dict[str, Any]], No
     work = open_work(args, fingerprint)
     records = work.finished()
     kept: dict[int, Weights] = {}
-    warm_iterations = 0  # set once the middle slice is done
+    warm_iterations = cold_ramp = 0  # set once the middle slice is done
     try:
         for position, (k, neighbour) in enumerate(order):
             if k in records:
                 if neighbour is None and position == 0:
                     warm_iterations = warm_ceiling(args, records[k])
+                    cold_ramp = int((records[k].get("hyperparameters") or {}).get("ramp", 0))
                 continue
             problem = slices.problem(k)
             pipeline.check_problem(args, problem)
-            if noise is not None:
-                problem.settings["shared_noise"] = noise
-            if neighbour is not None:
-                problem.settings[WARM_SLICE] = True  # auto's noise level for a warm slice (aseqdip.auto.noise_source)
+            problem.hints = dataclasses.replace(problem.hints, shared_noise=noise, warm_slice=neighbour is not None)
             start_from = None
             if neighbour is not None:
                 start_from = kept.get(neighbour) or work.weights(neighbour)
             warm = WarmStart(start_from, optimizer=bool(args.warm_optimizer), mix=warm_mix(args),
                              input=warm_input(args), consistent=warm_input_dc(args))
-            chosen = method if neighbour is None else warm_method(method, warm_iterations,
-                                                                  ramp=bool(getattr(args, "warm_ramp", False)))
+            ramp = cold_ramp if getattr(args, "warm_ramp", False) else 0
+            chosen = method if neighbour is None else warm_method(method, warm_iterations, ramp=ramp)
             began = time.perf_counter()
             result = solve_slice(args, chosen, problem, warm)
             values = slices.values(result.image, problem)
@@ -122,12 +124,13 @@ def run_volume(args: argparse.Namespace, on_slice: Callable[[dict[str, Any]], No
                     work.drop_weights(j)
             if position == 0:
                 warm_iterations = warm_ceiling(args, record)
+                cold_ramp = int((result.hyperparameters or {}).get("ramp", 0))
             if on_slice is not None:
                 on_slice(record)
         ordered = [records[k] for k in range(start, stop)]
         values = np.stack([work.values(k) for k in range(start, stop)])
         summary = summarise(args, full, volume, (start, stop), ordered, method, warm_iterations, affine, fingerprint)
-        summary["shared_noise"] = noise
+        summary["shared_noise"] = None if noise is None else noise.describe()
         with StagedOutput(args.out, replace=bool(getattr(args, "overwrite", False))) as out:
             write_outputs(out, slices, volume, values, affine, ordered, summary)
     except NonFiniteError as exc:
@@ -172,7 +175,7 @@ def summarise(args: argparse.Namespace, full: Volume, volume: Volume, span: tupl
         "later_slices_mean_steps": _mean(rest, "steps"), "later_slices_mean_seconds": _mean(rest, "wall_seconds"),
         "affine": np.round(affine, 6).tolist(), "voxel_mm": [round(float(np.linalg.norm(affine[:3, c])), 6)
                                                              for c in range(3)],
-        "geometry_known": full.geometry_known, "hyperparameters": method.hyperparameters(),
+        "geometry_known": full.geometry_known, "hyperparameters": first.get("hyperparameters") or method.hyperparameters(),
         "fingerprint": fingerprint,
         "environment": {"aseqdip": __version__, "torch": torch.__version__, "python": platform.python_version(),
                         "machine": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads()},

@@ -12,7 +12,9 @@ import torch
 from .. import pipeline
 from ..errors import UserInputError
 from ..io.volumes import Volume, resampled_affine
+from ..physics.hints import SharedNoise
 from .defaults import SHARED_NOISE, SHARED_NOISE_SLICES, _switch
+
 
 # ---- which slices, in which order -----------------------------------------------------------------
 def slice_range(args: argparse.Namespace, n_slices: int) -> tuple[int, int]:
@@ -149,20 +151,19 @@ def prepare(args: argparse.Namespace, task: Any, volume: Volume) -> tuple[Slices
 
 
 # ---- the volume's noise level -----------------------------------------------------------------------
-def shared_noise(args: argparse.Namespace, slices: Slices, n_slices: int) -> dict[str, Any] | None:
+def shared_noise(args: argparse.Namespace, slices: Slices, n_slices: int, method: Any) -> SharedNoise | None:
     """One noise level for every slice: the median of the estimates of up to :data:`SHARED_NOISE_SLICES`
     slices spread over the whole input (not the slab, so every slab of a volume uses the same level).
 
     None when the rule needs no noise level, the user gives it (``--sure-sigma``), ``--no-shared-noise``,
     the task is CT (see :data:`SHARED_NOISE`) or the file carries its own level (a raw scan's noise scan).
-    Returns the hint entry :func:`aseqdip.physics.noise_level.noise_level` reads, with the slices' estimates.
+    Returns the hint :func:`aseqdip.physics.noise_level.noise_level` reads, with the slices' estimates.
     """
-    import dataclasses
-
+    from ..auto import resolve
+    from ..outputrule import needs_noise
     from ..physics.noise_level import noise_level
-    from ..rules import needs_noise
 
-    rule = dataclasses.replace(pipeline.output_rule(args), stop=pipeline.effective_stop(args))
+    _, rule = resolve(method, pipeline.output_rule(args))  # the rule as the slices' plans will resolve it
     if (not _switch(args, "shared_noise", SHARED_NOISE) or args.task == "ct" or not needs_noise(rule)
             or getattr(args, "sure_sigma", None) is not None):
         return None
@@ -172,7 +173,7 @@ def shared_noise(args: argparse.Namespace, slices: Slices, n_slices: int) -> dic
     for k in picked:
         problem = slices.problem(k)
         try:
-            level = noise_level(problem.physics, problem.y, prefer="estimate", hint=problem.settings)
+            level = noise_level(problem.physics, problem.y, prefer="estimate", hints=problem.hints)
         except ValueError:  # this slice has too little to estimate from; the others decide
             continue
         if level.source != "estimate":  # the file's own noise level is better than any estimate
@@ -181,6 +182,6 @@ def shared_noise(args: argparse.Namespace, slices: Slices, n_slices: int) -> dic
     if not estimates:
         return None
     sigma = float(np.median(list(estimates.values())))
-    return {"sigma": sigma, "how": f"median over {len(estimates)} slices of the volume of: {how}",
-            "slices": {str(k): round(v, 8) for k, v in estimates.items()}}
+    return SharedNoise(sigma, f"median over {len(estimates)} slices of the volume of: {how}",
+                       {str(k): round(v, 8) for k, v in estimates.items()})
 
