@@ -5,8 +5,10 @@ Run it from the repository root (a few seconds on a laptop CPU):
     .venv/bin/python examples/huber_dip.py
 
 It subclasses Vanilla DIP and overrides a single hook, ``loss``; the shared loop does the rest
-(device, precision, seeding, callbacks, curves). Registering the class in ``METHODS`` makes it a
-``--method`` of the command line too, with its keyword arguments taken from matching CLI options.
+(device, precision, seeding, callbacks, curves, ``--stop auto``). ``@register_method`` makes it a
+``--method`` of the command line, and its ``options`` become flags (``--delta``) recorded in metrics.json
+and the run's fingerprint. Inside the package the same class in a new module of ``aseqdip/methods/`` is
+the whole change; another package registers it under the ``aseqdip.methods`` entry-point group.
 See docs/methods.md, "Adding a method".
 """
 
@@ -18,9 +20,10 @@ import torch
 
 from aseqdip.cli import main
 from aseqdip.engine.state import LoopState
-from aseqdip.methods import METHODS, VanillaDIP
+from aseqdip.methods import Option, VanillaDIP, register_method
 
 
+@register_method
 class HuberDIP(VanillaDIP):
     """Vanilla DIP fitting the measurements with a Huber loss (quadratic below ``delta``, linear above).
 
@@ -28,6 +31,9 @@ class HuberDIP(VanillaDIP):
     """
 
     name: ClassVar[str] = "huberdip"
+    options: ClassVar[tuple[Option, ...]] = (
+        Option("delta", float, "huberdip: where the Huber loss turns from quadratic to linear (default 0.05)"),
+    )
 
     def __init__(self, iterations: int = 4000, delta: float = 0.05, **kwargs: Any) -> None:
         super().__init__(iterations=iterations, **kwargs)
@@ -52,7 +58,6 @@ if __name__ == "__main__":
     x = HuberDIP(iterations=100, precision="fp32")(problem.y, problem.physics)
     print(f"noisy {problem.metrics(problem.y)['psnr']:.2f} dB -> HuberDIP {problem.metrics(x)['psnr']:.2f} dB")
 
-    # from the command line: register it, then it is --method huberdip
-    METHODS[HuberDIP.name] = HuberDIP
+    # from the command line: registered, it is --method huberdip, with its own --delta
     main(["run", "--task", "denoise", "--image", "skimage:astronaut", "--size", "48", "--method", "huberdip",
-          "--iterations", "100", "--out", "runs/huberdip-example", "--overwrite", "--no-progress"])
+          "--delta", "0.1", "--iterations", "100", "--out", "runs/huberdip-example", "--overwrite", "--no-progress"])

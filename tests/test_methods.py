@@ -242,9 +242,26 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, camera48, name, opt
     assert resumed.history == full.history
 
 
-def test_every_baseline_cli_option_reaches_a_baseline():
-    from aseqdip.methods.registry import method_parameters
-    from aseqdip.pipeline import BASELINE_OPTIONS
+def test_every_declared_option_is_a_flag_that_reaches_its_method():
+    """Each method's options (declared once in its module) are flags of aseqdip run that set its keyword argument."""
+    from aseqdip.cli import build_parser
+    from aseqdip.pipeline import make_method
+    from aseqdip.tasks import TASKS
 
-    accepted = set().union(*(method_parameters(METHODS[name]) for name in BASELINES))
-    assert set(BASELINE_OPTIONS.values()) <= accepted
+    parser = build_parser()
+    for name, cls in METHODS.items():
+        for option in getattr(cls, "options", ()):
+            if option.type is None:
+                given, value = [option.option_string], True
+            elif option.choices:
+                given, value = [option.option_string, option.choices[-1]], option.choices[-1]
+            elif option.type is int:
+                given, value = [option.option_string, "3"], 3
+            elif option.name == "references":
+                given, value = [option.option_string, "refs"], "refs"
+            else:
+                given, value = [option.option_string, "0.375"], 0.375
+            args = parser.parse_args(["run", "--task", "denoise", "--image", "camera", "--out", "o", "--method", name,
+                                      "--stop", "none", *given])
+            method = make_method(args, TASKS["denoise"])
+            assert getattr(method, option.name) == value, f"{name} {option.option_string}"

@@ -37,57 +37,18 @@ class _Parser(argparse.ArgumentParser):
         raise UserInputError(message)
 
 
-def _hole_fill(text: str) -> float | str:
-    """--hole-fill: a number, or the name of a fill (physics.masks.HOLE_FILLS)."""
-    from .physics.masks import HOLE_FILLS
-
-    if text in HOLE_FILLS:
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a number or one of {', '.join(HOLE_FILLS)}, got {text!r}") from None
-
-
 def add_method_arguments(p: argparse.ArgumentParser, checkpoints: bool = True) -> None:
     from .methods import METHODS
 
     g = p.add_argument_group("method")
     g.add_argument("--method", default="aseqdip", help=f"one of {', '.join(sorted(METHODS))} (default aseqdip)")
     g.add_argument("--iterations", type=int, default=None, help="total gradient steps N*K (default 4000, the paper's)")
-    g.add_argument("--inner-steps", type=int, default=None, help="aSeqDIP: Adam steps N per input update (default 2)")
-    g.add_argument("--lam", type=float, default=None, help="aSeqDIP: autoencoding weight lambda (default 1)")
-    g.add_argument("--lam-form", default=None, choices=("sum", "mean"),
-                   help="aSeqDIP: lambda weighs sums of squares as in the paper (sum, default) or the two terms' "
-                        "means (mean: C times the paper's lambda for C-coil MRI)")
     g.add_argument("--lr", type=float, default=None, help="Adam learning rate (aSeqDIP 1e-4, DIP 1e-2)")
-    g.add_argument("--dc-update", action="store_true", default=None,
-                   help="aSeqDIP: make each input update data-consistent (MRI: measured k-space lines put back)")
-    g.add_argument("--ramp", type=int, default=None,
-                   help="aSeqDIP: run the first RAMP steps at --ramp-lr (default 0, the paper's)")
-    g.add_argument("--ramp-lr", type=float, default=None, help="aSeqDIP: learning rate of the ramp (default 3 x --lr)")
-    g.add_argument("--warmup", type=int, default=None,
-                   help="aSeqDIP: fit the network at the fixed input z_0 for this many steps first (default 0)")
-    g.add_argument("--warmup-lr", type=float, default=None, help="aSeqDIP: learning rate of the warm-up (10 x --lr)")
     g.add_argument("--recipe", default=None, choices=("paper", "authors", "library"),
                    help="aSeqDIP: Algorithm 1 as the paper writes it (paper), as the authors' public script for "
                         "the task runs it (authors), or this library's measured choice (library: inpaint's hole "
                         "filled by biharmonic inpainting in z_0, 200 warm-up steps); default: library for "
                         "inpaint, paper elsewhere (docs/fidelity.md); options given here override it")
-    g.add_argument("--consistent-output", action="store_true", default=None,
-                   help="aSeqDIP: return the image made data-consistent (inpainting: measured pixels from y)")
-    g.add_argument("--hole-fill", type=_hole_fill, default=None,
-                   help="aSeqDIP: the unmeasured pixels of z_0 = y (inpainting): a value (default 0, the paper's; "
-                        "the authors' script 0.4) or biharmonic (the hole interpolated smoothly)")
-    g.add_argument("--z0", default=None, choices=("estimate", "random"),
-                   help="aSeqDIP: first input, the first estimate (paper) or uniform noise")
-    g.add_argument("--loss-form", default=None, choices=("squared", "norm"),
-                   help="aSeqDIP: squared norms (paper) or unsquared ||.||_2 terms (authors' MRI and CT scripts)")
-    g.add_argument("--match-scale", action="store_true", default=None,
-                   help="aSeqDIP: scale the network's output once to the first estimate's norm (authors' MRI/CT)")
-    g.add_argument("--accumulate", action="store_true", default=None,
-                   help="aSeqDIP: let gradients add up over the N steps of a block (authors' CT script)")
-    g.add_argument("--cs-lambda", type=float, default=None, help="cs: L1-wavelet weight (default 1e-3)")
     g.add_argument("--network", default=None, help="medium_unet, shallow_unet or skip (default: the task's)")
     g.add_argument("--seed", type=int, default=0, help="seed for the network, the input and the simulation")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
@@ -96,8 +57,8 @@ def add_method_arguments(p: argparse.ArgumentParser, checkpoints: bool = True) -
                         "(CPUs with bf16 arithmetic; GPUs at 512x512 pixels and more)")
     g.add_argument("--track-every", type=int, default=10, help="record PSNR/loss every this many steps (default 10)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_baseline_arguments(p)
     add_stopping_arguments(p)
+    add_registered_method_options(p)
     if checkpoints:
         add_checkpoint_arguments(p)
 
@@ -142,34 +103,32 @@ def add_stopping_arguments(p: argparse.ArgumentParser) -> None:
                    help="--stop selfval/sure: steps without a new minimum before stopping (default 500)")
     g.add_argument("--tau", type=float, default=None,
                    help="--stop discrepancy: stop once the residual is <= TAU sigma^2 per measured entry (default 1)")
-
-
-def add_baseline_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of the DIP baselines; each defaults to None so the method's published default applies."""
-    g = p.add_argument_group("DIP baselines (defaults and their sources: docs/methods.md)")
-    g.add_argument("--references", default=None, help="refguided: folder of reference images (required)")
-    g.add_argument("--alpha", type=float, default=None, help="selfguided: denoising-regulariser weight (default 2)")
-    g.add_argument("--lr-input", type=float, default=None, help="selfguided: Adam lr of the trained input (0.1)")
-    g.add_argument("--noise-scale", type=float, default=None,
-                   help="selfguided: input noise eta ~ SCALE * max|z| * U(0,1) (default 0.5)")
-    g.add_argument("--draws", type=int, default=None, help="selfguided: noise draws averaged per step (default 4)")
     g.add_argument("--ema", type=float, default=None,
                    help="return an exponential moving average of the estimates with this decay (e.g. 0.99), alone "
                         "or watched by --stop; selfguided, rethinking: their own average's weight (default 0.99)")
-    g.add_argument("--tv-weight", type=float, default=None,
-                   help="tvdip: TV weight for [0,1] images (default 1/255, the paper's 1 on the 0-255 scale)")
     g.add_argument("--es-window", type=int, default=None, help="esdip, --stop wmv: variance window W (default 100)")
     g.add_argument("--es-patience", type=int, default=None,
                    help="esdip, --stop wmv: patience P in steps (default 1000)")
-    g.add_argument("--langevin-scale", type=float, default=None,
-                   help="sgld: weight noise std = SCALE * lr per step (default 2)")
-    g.add_argument("--burn-in", type=int, default=None, help="sgld: steps before averaging (default 35%% of budget)")
-    g.add_argument("--sample-every", type=int, default=None, help="sgld: average every this many steps (default 50)")
     g.add_argument("--sure-sigma", type=float, default=None,
                    help="rethinking, --stop sure/discrepancy: noise std on the 0-255 scale "
                         "(default: read from the simulated noise)")
-    g.add_argument("--input-noise", type=float, default=None,
-                   help="rethinking: input perturbation std as a fraction of sigma (default 0.5)")
+
+
+def add_registered_method_options(p: argparse.ArgumentParser) -> None:
+    """The options each method declares in its own module (``Option``, ``aseqdip.methods.registry``), each flag
+    once; a flag the rules share (``--ema``, ``--sure-sigma``, ``--es-window``, ``--es-patience``) is the rules'.
+    Each defaults to None so that the method's published default applies (docs/methods.md)."""
+    from .methods.registry import method_options
+
+    g = p.add_argument_group("method options (defaults and their sources: docs/methods.md)")
+    for option in method_options():
+        if option.option_string in p._option_string_actions:  # the rules' flag, with its own help
+            continue
+        if option.type is None:
+            g.add_argument(option.option_string, action="store_true", default=None, help=option.help)
+        else:
+            g.add_argument(option.option_string, type=option.type, default=None, choices=option.choices,
+                           help=option.help.replace("%", "%%"))
 
 
 def build_parser() -> argparse.ArgumentParser:

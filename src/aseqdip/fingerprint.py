@@ -18,8 +18,15 @@ from typing import Any
 
 from . import __version__
 
-# options that name input files or folders: their contents count, not their paths
-INPUT_OPTIONS = ("image", "input", "kspace", "sinogram", "angles_file", "reference", "maps", "blur_model", "references")
+# options that name input files or folders: their contents count, not their paths (a method's own, such as
+# refguided's --references, are added when the method registers: add_input_option)
+INPUT_OPTIONS = ["image", "input", "kspace", "sinogram", "angles_file", "reference", "maps", "blur_model"]
+
+
+def add_input_option(key: str) -> None:
+    """Count the contents of the file or folder option ``key`` (its parsed attribute name), not its path."""
+    if key not in INPUT_OPTIONS:
+        INPUT_OPTIONS.append(key)
 # options that do not change the result
 NOT_SHAPING = frozenset({"command", "out", "overwrite", "resume", "checkpoint_every", "no_progress", "device"})
 HASH_LIMIT = 256 * 2**20

@@ -23,18 +23,8 @@ from .errors import Interrupted, NonFiniteError, UserInputError
 from .fingerprint import input_files, run_fingerprint
 from .messages import warn
 
-# options shared by every method, CLI attribute -> method keyword argument
-METHOD_OPTIONS = {"iterations": "iterations", "inner_steps": "inner_steps", "lam": "lam", "lam_form": "lam_form",
-                  "lr": "lr", "dc_update": "dc_update", "cs_lambda": "cs_lambda", "ramp": "ramp", "ramp_lr": "ramp_lr",
-                  "warmup": "warmup", "warmup_lr": "warmup_lr", "consistent_output": "consistent_output",
-                  "hole_fill": "hole_fill", "z0": "z0", "loss_form": "loss_form", "match_scale": "match_scale",
-                  "accumulate": "accumulate"}
-
-# options of the paper's DIP baselines (docs/methods.md), CLI attribute -> method keyword argument
-BASELINE_OPTIONS = {"references": "references", "alpha": "alpha", "lr_input": "lr_input", "noise_scale": "noise_scale",
-                    "draws": "draws", "ema": "ema", "tv_weight": "tv_weight", "es_window": "window",
-                    "es_patience": "patience", "langevin_scale": "langevin_scale", "burn_in": "burn_in",
-                    "sample_every": "sample_every", "sure_sigma": "sure_sigma", "input_noise": "input_noise"}
+# options every network method takes; each method's own are declared in its module (methods.registry.Option)
+COMMON_METHOD_OPTIONS = ("iterations", "lr")
 
 
 # a year of steps at the fastest step measured (7.7 ms, MRI 320 px on an H200: benchmarks/results/device-h200)
@@ -74,9 +64,11 @@ def task_class(args: argparse.Namespace) -> type:
 
 def make_method(args: argparse.Namespace, task_cls: type) -> Any:
     """The method the options ask for, with the task's defaults underneath."""
-    from .methods.registry import build_method
+    from .methods.registry import build_method, method_options
 
-    options = {key: getattr(args, attr) for attr, key in {**METHOD_OPTIONS, **BASELINE_OPTIONS}.items()}
+    options = {key: getattr(args, key, None) for key in COMMON_METHOD_OPTIONS}
+    declared = method_options()
+    options.update({option.name: getattr(args, option.dest, None) for option in declared})
     options.update(seed=args.seed, device=args.device, precision=args.precision, progress=not args.no_progress,
                    network=args.network or task_cls.network)
     options.update(getattr(args, "method_extra", {}))
@@ -85,7 +77,8 @@ def make_method(args: argparse.Namespace, task_cls: type) -> Any:
             options[key] = value
     for key in rule_owned(args):  # options a stopping rule uses when the method has no such setting
         options[key] = None
-    return build_method(args.method, options, task_cls.method_defaults.get(args.method), warn=warn)
+    return build_method(args.method, options, task_cls.method_defaults.get(args.method), warn=warn,
+                        flags={option.name: option.option_string for option in declared})
 
 
 def recipe_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -43,6 +43,7 @@ to the paper's Algorithm 1:
 
 from __future__ import annotations
 
+import argparse
 from typing import Any, ClassVar
 
 import torch
@@ -56,8 +57,20 @@ from ..physics.consistency import data_consistent, has_data_consistency
 from ..physics.holdout import measured_entries
 from ..physics.masks import HOLE_FILLS, fill_hole
 from .base import DIPMethod, residual_norm, squared_error
+from .registry import Option, register_method
 
 
+def parse_hole_fill(text: str) -> float | str:
+    """``--hole-fill``: a number, or the name of a fill (:data:`aseqdip.physics.masks.HOLE_FILLS`)."""
+    if text in HOLE_FILLS:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number or one of {', '.join(HOLE_FILLS)}, got {text!r}") from None
+
+
+@register_method
 class ASeqDIP(DIPMethod):
     """aSeqDIP with the paper's defaults: N=2, K=2000 (4000 steps), lambda=1, Adam lr 1e-4."""
 
@@ -71,6 +84,27 @@ class ASeqDIP(DIPMethod):
     # A rate of 1e-3 climbed sooner but lowered the peak by 0.5-4.7 dB on every task.
     # At 3 x lr (RAMP_FACTOR): 3e-4 for the paper's lr. aseqdip.auto drops it on CT (NO_RAMP_PHYSICS).
     auto_settings: ClassVar[dict[str, Any]] = {"ramp": 100}
+    options: ClassVar[tuple[Option, ...]] = (
+        Option("inner_steps", int, "aSeqDIP: Adam steps N per input update (default 2)"),
+        Option("lam", float, "aSeqDIP: autoencoding weight lambda (default 1)"),
+        Option("lam_form", str, "aSeqDIP: lambda weighs sums of squares as in the paper (sum, default) or the two "
+                                "terms' means (mean: C times the paper's lambda for C-coil MRI)", ("sum", "mean")),
+        Option("dc_update", None, "aSeqDIP: make each input update data-consistent (MRI: measured k-space lines put back)"),
+        Option("ramp", int, "aSeqDIP: run the first RAMP steps at --ramp-lr (default 0, the paper's)"),
+        Option("ramp_lr", float, "aSeqDIP: learning rate of the ramp (default 3 x --lr)"),
+        Option("warmup", int, "aSeqDIP: fit the network at the fixed input z_0 for this many steps first (default 0)"),
+        Option("warmup_lr", float, "aSeqDIP: learning rate of the warm-up (10 x --lr)"),
+        Option("consistent_output", None, "aSeqDIP: return the image made data-consistent (inpainting: measured "
+                                          "pixels from y)"),
+        Option("hole_fill", parse_hole_fill, "aSeqDIP: the unmeasured pixels of z_0 = y (inpainting): a value "
+               "(default 0, the paper's; the authors' script 0.4) or biharmonic (the hole interpolated smoothly)"),
+        Option("z0", str, "aSeqDIP: first input, the first estimate (paper) or uniform noise", ("estimate", "random")),
+        Option("loss_form", str, "aSeqDIP: squared norms (paper) or unsquared ||.||_2 terms (authors' MRI and CT "
+                                 "scripts)", ("squared", "norm")),
+        Option("match_scale", None, "aSeqDIP: scale the network's output once to the first estimate's norm "
+                                    "(authors' MRI/CT)"),
+        Option("accumulate", None, "aSeqDIP: let gradients add up over the N steps of a block (authors' CT script)"),
+    )
 
     def __init__(self, iterations: int = 4000, inner_steps: int = 2, lam: float = 1.0, lr: float = 1e-4,
                  dc_update: bool = False, warmup: int = 0, warmup_lr: float | None = None, ramp: int = 0,

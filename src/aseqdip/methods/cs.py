@@ -19,6 +19,7 @@ import torch
 from ..engine.state import Reconstruction
 from ..errors import UserInputError
 from ..physics.mri import from_complex, to_complex
+from .registry import Option, register_method
 
 
 @contextlib.contextmanager
@@ -35,6 +36,7 @@ def numpy_seed(seed: int) -> Iterator[None]:
         np.random.set_state(state)
 
 
+@register_method
 class L1WaveletCS(dinv.models.Reconstructor):
     """L1-wavelet compressed sensing for (multi-coil) Cartesian MRI.
 
@@ -46,6 +48,7 @@ class L1WaveletCS(dinv.models.Reconstructor):
     name: ClassVar[str] = "cs"
     iterative: ClassVar[bool] = False  # no iterates for a stopping rule to choose among
     auto_stop: ClassVar[str] = "none"
+    options: ClassVar[tuple[Option, ...]] = (Option("cs_lambda", float, "cs: L1-wavelet weight (default 1e-3)"),)
 
     def __init__(self, iterations: int = 200, cs_lambda: float = 1e-3, wavelet: str = "db4", seed: int = 0,
                  network: Any = None, precision: str = "auto", device: str = "auto", progress: bool = False) -> None:

@@ -16,8 +16,10 @@ import torch
 from ..engine.state import LoopState
 from ..errors import UserInputError
 from .base import DIPMethod
+from .registry import register_method
 
 
+@register_method
 class VanillaDIP(DIPMethod):
     """Vanilla DIP; ``input_noise_std`` > 0 adds DIP's per-step input perturbation (off by default)."""
 

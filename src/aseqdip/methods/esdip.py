@@ -17,23 +17,26 @@ import torch
 
 from ..engine.callbacks import Callback
 from ..engine.state import Reconstruction
-from ..engine.stopping import WindowedMovingVariance
+from ..engine.stopping import WindowedMovingVariance, check_window
 from .dip import VanillaDIP
+from .registry import Option, register_method
 
 
+@register_method
 class ESDIP(VanillaDIP):
     """Vanilla DIP with ES-WMV early stopping (window ``window``, patience ``patience``)."""
 
     name: ClassVar[str] = "esdip"
     stops_itself: ClassVar[bool] = True
     auto_stop: ClassVar[str] = "none"
+    options: ClassVar[tuple[Option, ...]] = (  # the flags of the wmv rule, which is this method's
+        Option("window", int, "esdip, --stop wmv: variance window W (default 100)", flag="--es-window"),
+        Option("patience", int, "esdip, --stop wmv: patience P in steps (default 1000)", flag="--es-patience"),
+    )
 
     def __init__(self, iterations: int = 4000, window: int = 100, patience: int = 1000, **kwargs: Any) -> None:
         super().__init__(iterations=iterations, **kwargs)
-        if window < 2:
-            raise ValueError(f"the ES window must be at least 2 iterates, got {window}")
-        if patience < 1:
-            raise ValueError(f"the ES patience must be at least 1, got {patience}")
+        check_window(window, patience)
         self.window = window
         self.patience = patience
 

@@ -19,8 +19,10 @@ from ..engine.precision import resolve_device
 from ..engine.state import Reconstruction
 from ..errors import UserInputError
 from ..physics.placement import to_device
+from .registry import register_method
 
 
+@register_method
 class FBP(dinv.models.Reconstructor):
     """``x = FBP(y)`` for a tomography operator.
 

@@ -24,6 +24,7 @@ import torch
 from ..errors import UserInputError
 from ..io.images import load_image
 from .dip import VanillaDIP
+from .registry import Option, register_method
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
 
@@ -69,10 +70,14 @@ def nearest_reference(x0: torch.Tensor, references: Sequence[torch.Tensor]) -> t
     return best, best_ref
 
 
+@register_method
 class RefGuidedDIP(VanillaDIP):
     """Vanilla DIP with the nearest reference image as its fixed input."""
 
     name: ClassVar[str] = "refguided"
+    options: ClassVar[tuple[Option, ...]] = (
+        Option("references", str, "refguided: folder of reference images (required)", file=True),
+    )
 
     def __init__(self, iterations: int = 4000, references: str | Path | Sequence[torch.Tensor] | None = None,
                  **kwargs: Any) -> None:

@@ -28,14 +28,21 @@ from ..errors import UserInputError
 from ..physics.noise_level import from_255, model_sigma
 from .base import DIPMethod, squared_error
 from .noise import randn_like
+from .registry import Option, register_method
 
 
+@register_method
 class RethinkingDIP(DIPMethod):
     """DIP for Gaussian denoising trained on SURE with the noisy image as input."""
 
     name: ClassVar[str] = "rethinking"
     reads_every_measurement: ClassVar[bool] = True  # SURE reads every pixel of y
     auto_stop: ClassVar[str] = "none"  # trained on SURE with its own moving average: auto runs it as published
+    options: ClassVar[tuple[Option, ...]] = (
+        Option("sure_sigma", float, "rethinking: noise std on the 0-255 scale (default: the simulated noise's)"),
+        Option("input_noise", float, "rethinking: input perturbation std as a fraction of sigma (default 0.5)"),
+        Option("ema", float, "rethinking: weight of its moving average of the outputs (default 0.99)"),
+    )
 
     def __init__(self, iterations: int = 4000, lr: float = 0.1, sure_sigma: float | None = None,
                  input_noise: float = 0.5, epsilon: float = 0.5, ema: float = 0.99, **kwargs: Any) -> None:

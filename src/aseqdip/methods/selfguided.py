@@ -27,12 +27,21 @@ import torch
 from ..engine.state import LoopState
 from .base import DIPMethod, squared_error
 from .noise import rand_like
+from .registry import Option, register_method
 
 
+@register_method
 class SelfGuidedDIP(DIPMethod):
     """Self-Guided DIP: trainable input, denoising regulariser, EMA output."""
 
     name: ClassVar[str] = "selfguided"
+    options: ClassVar[tuple[Option, ...]] = (
+        Option("alpha", float, "selfguided: denoising-regulariser weight (default 2)"),
+        Option("lr_input", float, "selfguided: Adam lr of the trained input (0.1)"),
+        Option("noise_scale", float, "selfguided: input noise eta ~ SCALE * max|z| * U(0,1) (default 0.5)"),
+        Option("draws", int, "selfguided: noise draws averaged per step (default 4)"),
+        Option("ema", float, "selfguided: weight of its moving average of the outputs (default 0.99)"),
+    )
 
     def __init__(self, iterations: int = 4000, lr: float = 3e-4, lr_input: float = 0.1, alpha: float = 2.0,
                  noise_scale: float = 0.5, draws: int = 4, ema: float = 0.99, **kwargs: Any) -> None:

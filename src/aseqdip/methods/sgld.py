@@ -17,14 +17,21 @@ import torch
 from ..engine.state import LoopState
 from .dip import VanillaDIP
 from .noise import randn_like
+from .registry import Option, register_method
 
 BURN_IN_FRACTION = 7000 / 20000
 
 
+@register_method
 class SGLDDIP(VanillaDIP):
     """DIP with Langevin dynamics on the weights; returns the average of post-burn-in samples."""
 
     name: ClassVar[str] = "sgld"
+    options: ClassVar[tuple[Option, ...]] = (
+        Option("langevin_scale", float, "sgld: weight noise std = SCALE * lr per step (default 2)"),
+        Option("burn_in", int, "sgld: steps before averaging (default 35% of budget)"),
+        Option("sample_every", int, "sgld: average every this many steps (default 50)"),
+    )
 
     def __init__(self, iterations: int = 4000, lr: float = 1e-2, langevin_scale: float = 2.0,
                  burn_in: int | None = None, sample_every: int = 50, weight_decay: float = 5e-8,

@@ -19,6 +19,7 @@ import torch
 
 from ..engine.state import LoopState
 from .dip import VanillaDIP
+from .registry import Option, register_method
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
@@ -37,10 +38,14 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(dx.square() + dy.square() + 1e-12).sum(dim=1).mean()
 
 
+@register_method
 class TVDIP(VanillaDIP):
     """Vanilla DIP with a TV penalty of weight ``tv_weight`` (default 1/255: the paper's 1 on the 0-255 scale)."""
 
     name: ClassVar[str] = "tvdip"
+    options: ClassVar[tuple[Option, ...]] = (
+        Option("tv_weight", float, "tvdip: TV weight for [0,1] images (default 1/255, the paper's 1 on the 0-255 scale)"),
+    )
 
     def __init__(self, iterations: int = 4000, tv_weight: float = 1.0 / 255.0, **kwargs: Any) -> None:
         super().__init__(iterations=iterations, **kwargs)
