@@ -101,7 +101,7 @@ def test_a_python_user_is_told_about_parameters_and_a_command_user_about_flags(t
     with pytest.raises(UserInputError, match=r"OutputRule\.tau must be positive"):
         rules.reconstruct(VanillaDIP(iterations=2), problem.y, problem.physics, rules.OutputRule(stop="discrepancy",
                                                                                                 tau=-1.0))
-    assert main(["run", "--task", "denoise", "--image", "camera", "--size", "32", "--iterations", "2",
+    assert main(["run", "--task", "denoise", "--image", "skimage:camera", "--size", "32", "--iterations", "2",
                  "--stop", "discrepancy", "--tau", "-1", "--out", str(tmp_path / "o"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "--tau must be positive" in err and "OutputRule" not in err

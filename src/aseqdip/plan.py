@@ -23,8 +23,9 @@ import deepinv as dinv
 import torch
 
 from .auto import DEFAULT_STOP, apply_to, resolve
+from .engine.stopping import check_window
 from .errors import UserInputError
-from .outputrule import NOISE_SOURCES, OBSERVABLE, STOP_RULES, OutputRule, needs_noise
+from .outputrule import DEFAULT_PATIENCE, NOISE_SOURCES, OBSERVABLE, STOP_RULES, OutputRule, needs_noise
 from .physics.hints import MeasurementHints
 from .physics.noise_level import NoiseLevel, noise_level
 
@@ -138,8 +139,11 @@ def check(rule: OutputRule, method: Any, physics: Any) -> None:
         if getattr(method, "reads_every_measurement", False):
             raise UserInputError(f"OutputRule(stop='selfval') cannot apply to {method.name}: its loss uses every "
                                  f"entry of y (use stop='sure' or another method)")
-    elif rule.stop == "wmv" and rule.window < 2:
-        raise UserInputError(f"OutputRule.window (ES-WMV's) must hold at least 2 iterates, got {rule.window}")
+    elif rule.stop == "wmv":
+        try:
+            check_window(rule.window, rule.patience or DEFAULT_PATIENCE["wmv"])
+        except ValueError as exc:
+            raise UserInputError(f"OutputRule.window: {exc}") from None
     elif rule.stop == "discrepancy" and not rule.tau > 0:
         raise UserInputError(f"OutputRule.tau must be positive, got {rule.tau:g}")
     if (rule.stop == "sure" or "sure" in rule.observe) and not isinstance(physics, dinv.physics.Denoising):

@@ -109,7 +109,35 @@ class Progress(Callback):
             self._bar.close()
 
 
-class TrackMetric(Callback):
+class TrackedCurve(Callback):
+    """A callback that records one :class:`Series` every ``every`` steps (and at the last step) and keeps it
+    across checkpoints; subclasses say what :meth:`value` records (None: nothing this step)."""
+
+    def __init__(self, name: str, every: int = 1) -> None:
+        self.name = name
+        self.every = every
+        self.curve = Series(name)
+
+    def value(self, state: LoopState) -> torch.Tensor | None:
+        raise NotImplementedError
+
+    def on_step(self, state: LoopState) -> None:
+        if state.iteration % self.every == 0 or state.iteration == state.iterations:
+            value = self.value(state)
+            if value is not None:
+                self.curve.add(state.iteration, value.detach().float().reshape(()))
+
+    def history(self) -> dict[str, list[float]]:
+        return self.curve.history()
+
+    def state_dict(self) -> dict:
+        return self.curve.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.curve.load_state_dict(state)
+
+
+class TrackMetric(TrackedCurve):
     """Record ``metric(estimate)`` every ``every`` steps, without a host sync inside the loop.
 
     Given a ground truth this is the oracle curve of PSNR against iteration. It only observes: it
@@ -118,43 +146,20 @@ class TrackMetric(Callback):
 
     def __init__(self, metric: Callable[[torch.Tensor], torch.Tensor], estimate: Callable[[LoopState], torch.Tensor],
                  name: str = "psnr", every: int = 1) -> None:
+        super().__init__(name, every)
         self.metric = metric
         self.estimate = estimate
-        self.name = name
-        self.every = every
-        self.curve = Series(name)
 
-    def on_step(self, state: LoopState) -> None:
-        if state.iteration % self.every == 0 or state.iteration == state.iterations:
-            with torch.no_grad():
-                self.curve.add(state.iteration, self.metric(self.estimate(state)).detach().float().reshape(()))
-
-    def history(self) -> dict[str, list[float]]:
-        return self.curve.history()
-
-    def state_dict(self) -> dict:
-        return self.curve.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.curve.load_state_dict(state)
+    def value(self, state: LoopState) -> torch.Tensor:
+        with torch.no_grad():
+            return self.metric(self.estimate(state))
 
 
-class TrackLoss(Callback):
+class TrackLoss(TrackedCurve):
     """Record the training loss every ``every`` steps (kept on the device until the end)."""
 
     def __init__(self, every: int = 1) -> None:
-        self.every = every
-        self.curve = Series("loss")
+        super().__init__("loss", every)
 
-    def on_step(self, state: LoopState) -> None:
-        if state.loss is not None and (state.iteration % self.every == 0 or state.iteration == state.iterations):
-            self.curve.add(state.iteration, state.loss.detach().float().reshape(()))
-
-    def history(self) -> dict[str, list[float]]:
-        return self.curve.history()
-
-    def state_dict(self) -> dict:
-        return self.curve.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.curve.load_state_dict(state)
+    def value(self, state: LoopState) -> torch.Tensor | None:
+        return state.loss

@@ -15,107 +15,6 @@ from .callbacks import Callback, Series
 from .state import LoopState
 
 
-class WindowedMovingVariance(Callback):
-    """ES-WMV early stopping (Wang, Li, Zhuang, Chen, Liang, Sun, "Early Stopping for Deep Image Prior", TMLR 2023).
-
-    After each step the last ``window`` estimates x_{t-W+1..t} give the windowed moving variance
-
-        VAR_t = 1/W * sum_w  mean((x_{t-w} - xbar_t)^2),     xbar_t = 1/W * sum_w x_{t-w}
-
-    (``mean`` over pixels, as the authors' code). The rule remembers the iterate where VAR_t was
-    lowest; when ``patience`` consecutive variances fail to go below that minimum the run stops and
-    that iterate is returned. Defaults W = 100, P = 1000 are the authors' (sun-umn/Early_Stopping_for_DIP,
-    ES_WMV.ipynb: ``buffer_size = 100``, ``patience = 1000``).
-
-    ``estimate`` maps the loop state to the image being watched (a method's :meth:`estimate`). The
-    window is a ring buffer on the estimate's device, so a step costs O(W * pixels) and no copies to
-    the host beyond one scalar comparison.
-    """
-
-    name = "wmv"
-
-    def __init__(self, estimate: Callable[[LoopState], torch.Tensor], window: int = 100, patience: int = 1000) -> None:
-        if window < 2:
-            raise ValueError(f"the variance window must hold at least 2 iterates, got {window}")
-        if patience < 1:
-            raise ValueError(f"patience must be at least 1, got {patience}")
-        self.estimate = estimate
-        self.window = window
-        self.patience = patience
-        self.reset()
-
-    def reset(self) -> None:
-        self._buffer: torch.Tensor | None = None
-        self._filled = 0
-        self._wait = 0
-        self.best_variance = float("inf")
-        self.best_iteration: int | None = None
-        self.stopped_at: int | None = None
-        self._best_image: torch.Tensor | None = None
-        self.curve = Series(self.name)
-
-    def on_start(self, state: LoopState) -> None:
-        if state.iteration == 0:  # a fresh run (a resumed one arrives with its state restored)
-            self.reset()
-
-    def state_dict(self) -> dict:
-        def cpu(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t.cpu()
-
-        return {"buffer": cpu(self._buffer), "filled": self._filled, "wait": self._wait,
-                "best_variance": self.best_variance, "best_iteration": self.best_iteration,
-                "stopped_at": self.stopped_at, "best_image": cpu(self._best_image), **self.curve.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self._buffer, self._filled, self._wait = state["buffer"], int(state["filled"]), int(state["wait"])
-        self.best_variance, self.best_iteration = float(state["best_variance"]), state["best_iteration"]
-        self.stopped_at, self._best_image = state["stopped_at"], state["best_image"]
-        self.curve.load_state_dict(state)
-
-    def variance(self) -> torch.Tensor:
-        """VAR_t of the full window (call only once ``window`` iterates are in)."""
-        buf = self._buffer
-        return (buf - buf.mean(dim=0, keepdim=True)).abs().square().mean()
-
-    def on_step(self, state: LoopState) -> None:
-        if self.stopped_at is not None:
-            return
-        x = self.estimate(state).detach()
-        flat = torch.view_as_real(x).reshape(-1) if torch.is_complex(x) else x.reshape(-1)
-        if self._buffer is None:
-            self._buffer = torch.empty((self.window, flat.numel()), dtype=torch.float32, device=flat.device)
-        elif self._buffer.device != flat.device:  # restored from a checkpoint on the CPU
-            self._buffer = self._buffer.to(flat.device)
-            self._best_image = None if self._best_image is None else self._best_image.to(flat.device)
-        self._buffer[self._filled % self.window] = flat
-        self._filled += 1
-        if self._filled < self.window:
-            return
-        var = float(self.variance())
-        self.curve.add(state.iteration, var)
-        if var < self.best_variance:
-            self.best_variance = var
-            self.best_iteration = state.iteration
-            self._best_image = x.clone()
-            self._wait = 0
-            return
-        self._wait += 1
-        if self._wait >= self.patience:
-            self.stopped_at = state.iteration
-            state.stop = True
-            state.stop_reason = (f"ES-WMV: no new variance minimum for {self.patience} steps "
-                                 f"(window {self.window}); minimum at iteration {self.best_iteration}")
-
-    def selection(self) -> tuple[torch.Tensor, int, str] | None:
-        """The iterate at the variance minimum, once the window has filled (else defer to the method)."""
-        if self._best_image is None:
-            return None
-        return self._best_image, int(self.best_iteration), "es-wmv"
-
-    def history(self) -> dict[str, list[float]]:
-        return self.curve.history()
-
-
 def _on(t: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
     """``t`` on ``device`` (checkpointed tensors come back on the CPU)."""
     return t if t is None or t.device == device else t.to(device)
@@ -156,8 +55,8 @@ class MinimumRule(Callback):
         if state.iteration == 0:  # a fresh run (a resumed one arrives with its state restored)
             self.reset()
 
-    def score(self, state: LoopState, x: torch.Tensor) -> torch.Tensor:
-        """The risk estimate of ``x`` (lower is better); subclasses define it."""
+    def score(self, state: LoopState, x: torch.Tensor) -> torch.Tensor | None:
+        """The risk estimate of ``x`` (lower is better; None: nothing to rate yet); subclasses define it."""
         raise NotImplementedError
 
     def due(self, state: LoopState) -> bool:
@@ -168,7 +67,10 @@ class MinimumRule(Callback):
             return
         x = self.estimate(state).detach()
         self._best_image = _on(self._best_image, x.device)
-        value = float(self.score(state, x))
+        scored = self.score(state, x)
+        if scored is None:  # nothing to rate yet (ES-WMV's window still filling)
+            return
+        value = float(scored)
         self.curve.add(state.iteration, value)
         if value < self.best_score:
             self.best_score, self.best_iteration = value, state.iteration
@@ -177,8 +79,10 @@ class MinimumRule(Callback):
             self.stopped_at = state.iteration
             if self.halt:
                 state.stop = True
-                state.stop_reason = (f"{self.label}: no new minimum for {self.patience} steps; "
-                                     f"minimum at iteration {self.best_iteration}")
+                state.stop_reason = self.stop_reason()
+
+    def stop_reason(self) -> str:
+        return f"{self.label}: no new minimum for {self.patience} steps; minimum at iteration {self.best_iteration}"
 
     def selection(self) -> tuple[torch.Tensor, int, str] | None:
         if self._best_image is None:
@@ -196,6 +100,73 @@ class MinimumRule(Callback):
         self.best_score, self.best_iteration = float(state["best_score"]), state["best_iteration"]
         self.stopped_at, self._best_image = state["stopped_at"], state["best_image"]
         self.curve.load_state_dict(state)
+
+
+def check_window(window: int, patience: int) -> None:
+    """ES-WMV's settings, checked in one place (the rule, ES-DIP and the run's plan ask this)."""
+    if window < 2:
+        raise ValueError(f"the variance window must hold at least 2 iterates, got {window}")
+    if patience < 1:
+        raise ValueError(f"patience must be at least 1, got {patience}")
+
+
+class WindowedMovingVariance(MinimumRule):
+    """ES-WMV early stopping (Wang, Li, Zhuang, Chen, Liang, Sun, "Early Stopping for Deep Image Prior", TMLR 2023).
+
+    After each step the last ``window`` estimates x_{t-W+1..t} give the windowed moving variance
+
+        VAR_t = 1/W * sum_w  mean((x_{t-w} - xbar_t)^2),     xbar_t = 1/W * sum_w x_{t-w}
+
+    (``mean`` over pixels, as the authors' code). It is a :class:`MinimumRule` on VAR_t, checked every
+    step once the window has filled: the iterate where VAR_t was lowest is kept, and when ``patience``
+    steps pass without a new minimum the run stops and that iterate is returned. Defaults W = 100,
+    P = 1000 are the authors' (sun-umn/Early_Stopping_for_DIP, ES_WMV.ipynb: ``buffer_size = 100``,
+    ``patience = 1000``).
+
+    ``estimate`` maps the loop state to the image being watched (a method's :meth:`estimate`). The
+    window is a ring buffer on the estimate's device, so a step costs O(W * pixels) and no copies to
+    the host beyond one scalar comparison.
+    """
+
+    name = "wmv"
+
+    def __init__(self, estimate: Callable[[LoopState], torch.Tensor], window: int = 100, patience: int = 1000,
+                 halt: bool = True) -> None:
+        check_window(window, patience)
+        self.window = window
+        super().__init__(estimate, every=1, patience=patience, halt=halt, label="es-wmv")
+
+    def reset(self) -> None:
+        super().reset()
+        self._buffer: torch.Tensor | None = None
+        self._filled = 0
+
+    def stop_reason(self) -> str:
+        return (f"ES-WMV: no new variance minimum for {self.patience} steps (window {self.window}); "
+                f"minimum at iteration {self.best_iteration}")
+
+    def state_dict(self) -> dict:
+        buffer = None if self._buffer is None else self._buffer.cpu()
+        return {**super().state_dict(), "buffer": buffer, "filled": self._filled}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self._buffer, self._filled = state["buffer"], int(state["filled"])
+
+    def variance(self) -> torch.Tensor:
+        """VAR_t of the full window (call only once ``window`` iterates are in)."""
+        buf = self._buffer
+        return (buf - buf.mean(dim=0, keepdim=True)).abs().square().mean()
+
+    def score(self, state: LoopState, x: torch.Tensor) -> torch.Tensor | None:
+        """VAR_t after adding ``x`` to the window; None until the window has filled."""
+        flat = torch.view_as_real(x).reshape(-1) if torch.is_complex(x) else x.reshape(-1)
+        if self._buffer is None:
+            self._buffer = torch.empty((self.window, flat.numel()), dtype=torch.float32, device=flat.device)
+        self._buffer = _on(self._buffer, flat.device)  # restored from a checkpoint on the CPU
+        self._buffer[self._filled % self.window] = flat
+        self._filled += 1
+        return self.variance() if self._filled >= self.window else None
 
 
 def mean_residual(physics: Any, y: torch.Tensor, x: torch.Tensor, measured: torch.Tensor | None) -> torch.Tensor:
