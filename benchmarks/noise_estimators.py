@@ -1,4 +1,4 @@
-"""Noise estimators on tuning images: estimate / true sigma for the wavelet MAD and the patch PCA (issue 18).
+"""Noise estimators on tuning images: estimate / true sigma for the wavelet MAD and the patch PCA (issues 18, 35).
 
     .venv/bin/python -m benchmarks.noise_estimators [--crops 8] [--out benchmarks/results/noise-estimators/TABLE.md]
 
@@ -7,6 +7,11 @@ report uses (immunohistochemistry, rocket, hubble_deep_field, retina, the left v
 stereo_motorcycle), resized as a run does. Grey: scikit-image's grey images. White Gaussian noise of
 sigma 15 and 25 (0-255 scale) at 64 and 128 px. The report images (astronaut, chelsea/cat, coffee) are
 left out so that the estimator is not chosen on them.
+
+Beside ours, deepinv 0.5.0's ``PatchCovarianceNoiseEstimator`` (the same Chen-Zhu-Heng estimator), as
+shipped (8x8 patches, stride 3) and with our patch (5x5) and stride (1); its
+``WaveletNoiseEstimator`` needs ptwt and computes the Donoho-Johnstone MAD that our wavelet MAD takes from
+scikit-image already.
 """
 
 from __future__ import annotations
@@ -23,8 +28,21 @@ from aseqdip.physics.noise_level import patch_pca_sigma, wavelet_mad
 
 COLOUR = ("immunohistochemistry", "rocket", "hubble_deep_field", "retina", "stereo_motorcycle")
 GREY = ("camera", "coins", "moon", "page", "text", "brick", "grass", "gravel", "cell", "horse")
+
+
+def deepinv_patch_covariance(y: torch.Tensor, patch: int | None = None, stride: int | None = None) -> float:
+    """deepinv's estimator as shipped (8x8 patches, stride 3), or with ``patch`` and ``stride`` given."""
+    import deepinv as dinv
+
+    estimator = dinv.models.PatchCovarianceNoiseEstimator
+    if patch is None:
+        return float(estimator()(y).mean())
+    return float(estimator.estimate_noise(y.float(), patch_size=patch, stride=stride).mean())
+
+
 ESTIMATORS = {"wavelet MAD": wavelet_mad, "patch PCA 5x5": lambda y: patch_pca_sigma(y, 5),
-              "patch PCA 7x7": lambda y: patch_pca_sigma(y, 7)}
+              "patch PCA 7x7": lambda y: patch_pca_sigma(y, 7), "deepinv PatchCovariance": deepinv_patch_covariance,
+              "deepinv PatchCovariance 5x5 stride 1": lambda y: deepinv_patch_covariance(y, 5, 1)}
 
 
 def colour_crops(folder: Path, per_image: int, seed: int = 0) -> list[str]:

@@ -12,14 +12,16 @@ entry, in the units of y. :func:`noise_level` resolves it and says where it came
 
   - image-shaped y (denoising, deblurring, any operator whose y is an image): for colour images the
     patch-PCA estimate of Chen, Zhu and Heng (ICCV 2015, "An efficient statistical method for image
-    noise level estimation"): the noise variance is the mean of the smallest eigenvalues of the
-    covariance of 5x5x3 patches, over the largest tail whose mean is also its median. A photograph's
+    noise level estimation"), deepinv's ``PatchCovarianceNoiseEstimator`` on 5x5x3 patches: the noise
+    variance is the mean of the smallest eigenvalues of the patches' covariance, over the largest tail
+    whose mean is also its median. A photograph's
     colour channels are nearly redundant, so many of the 75 directions hold noise alone and texture
     cannot hide in them. For grey images (25 directions, which texture fills at 64 px) the wavelet
     median-absolute-deviation estimate of Donoho and Johnstone (Biometrika 1994; scikit-image's
-    ``estimate_sigma``). On 40 crops of the tuning colour photographs at 64 px, sigma 15, the wavelet
-    MAD read +5.8% on average and up to +19%, the patch PCA +2.0% and at most +6.9%; on the grey
-    tuning images the patch PCA read higher than the MAD (docs/auto.md);
+    ``estimate_sigma``; deepinv's ``WaveletNoiseEstimator`` computes the same and needs ptwt). On 40
+    crops of the tuning colour photographs at 64 px, sigma 15, the wavelet MAD read +5.8% on average
+    and up to +19%, the patch PCA +2.0% and at most +6.9%; on the grey tuning images the patch PCA read
+    higher than the MAD (docs/auto.md);
   - y with unmeasured pixels (inpainting): the same MAD idea on the Haar diagonal detail of the 2x2
     blocks whose four pixels were all measured (scikit-image's estimator would count the hole's edges
     and the zeros; no library handles missing pixels, hence this small estimator);
@@ -128,29 +130,23 @@ PATCH = 5  # 7x7 did as well on the tuning crops (docs/auto.md); 5x5 needs fewer
 def patch_pca_sigma(y: torch.Tensor, patch: int = PATCH) -> float | None:
     """Mean over the batch of the patch-PCA noise estimate for (B, C, H, W) images; None when too small.
 
-    No maintained Python library ships this estimator (scikit-image has only the wavelet MAD), hence
-    these few lines. Patches span all channels (white noise is independent across them), and an image
-    must hold ten patches per patch entry. The loop walks the eigenvalues from the largest down and
-    stops at the first tail whose mean has as many eigenvalues above it as below it (the mean equals
-    the median): that tail is taken to be noise alone.
+    deepinv's ``PatchCovarianceNoiseEstimator`` (Chen, Zhu and Heng 2015), called with ``patch`` x ``patch``
+    patches at stride 1 (a wider stride on large images, so that at most :data:`MAX_PATCHES` patches
+    enter the covariance). Its own defaults, 8x8 patches at stride 3, leave a 64 px colour image 361
+    patches for a 192-entry covariance, and there it read 45% low on the tuning crops (8% low at 128 px);
+    with 5x5 at stride 1 it reads what our earlier NumPy version of the estimator read, to 0.1%
+    (benchmarks/results/noise-estimators/TABLE-deepinv.md). Patches span all channels, and an image must
+    hold ten patches per patch entry.
     """
-    arr = y.detach().double().cpu().numpy()
-    values = []
-    for image in arr:
-        c, h, w = image.shape
-        dim = c * patch * patch
-        if h < patch or w < patch or (h - patch + 1) * (w - patch + 1) < 10 * dim:
-            return None
-        windows = np.lib.stride_tricks.sliding_window_view(image, (c, patch, patch))[0]
-        stride = max(1, math.ceil(math.sqrt(windows.shape[0] * windows.shape[1] / MAX_PATCHES)))
-        patches = windows[::stride, ::stride].reshape(-1, dim)  # a regular subset on large images
-        patches = patches - patches.mean(axis=0)
-        eig = np.sort(np.linalg.eigvalsh(patches.T @ patches / len(patches)))[::-1]
-        # the last eigenvalue alone always qualifies (none above its mean, none below), so one is found
-        variance = next(tail.mean() for tail in (eig[start:] for start in range(dim))
-                        if np.sum(tail > tail.mean()) == np.sum(tail < tail.mean()))
-        values.append(math.sqrt(max(float(variance), 0.0)))
-    return float(np.mean(values))
+    import deepinv as dinv
+
+    _, c, h, w = y.shape
+    windows = (h - patch + 1) * (w - patch + 1)
+    if h < patch or w < patch or windows < 10 * c * patch * patch:
+        return None
+    stride = max(1, math.ceil(math.sqrt(windows / MAX_PATCHES)))
+    estimate = dinv.models.PatchCovarianceNoiseEstimator.estimate_noise
+    return float(estimate(y.detach().float(), patch_size=patch, stride=stride).mean())
 
 
 def wavelet_mad(y: torch.Tensor) -> float:
