@@ -311,3 +311,15 @@ def test_killed_worker_is_retried_and_resumes_to_the_uninterrupted_result(tmp_pa
     assert reference.done == 1
     np.testing.assert_allclose(np.load(out / "camera" / "recon.npy"), np.load(tmp_path / "ref" / "camera" / "recon.npy"),
                                atol=1e-5)
+
+
+def test_a_studys_failure_reads_in_the_commands_terms(tmp_path, capsys):
+    """A rule the run's plan refuses fails each study in the worker; results.csv says it with the flag
+    (--tau), as a single run would, not with the library's parameter name (OutputRule.tau)."""
+    src = _images(tmp_path / "in", ("camera",))
+    out = tmp_path / "out"
+    assert main(["batch", "--task", "denoise", "--input", str(src), "--out", str(out), "--executor", "serial",
+                 "--no-progress", *TINY, "--stop", "discrepancy", "--tau", "-1"]) == 1
+    error = _rows(out)["camera"]["error"]
+    assert "--tau must be positive" in error and "OutputRule" not in error
+    capsys.readouterr()

@@ -292,7 +292,7 @@ def command_batch(args: argparse.Namespace, options: list[str]) -> int:
     summary = run_batch(args.task, args.input, args.out, options, parser=build_parser(), executor=args.executor,
                         address=args.address, cpus_per_study=args.cpus_per_study, gpus_per_study=args.gpus_per_study,
                         retries=args.retries, checkpoint_every=None if args.volumes else args.checkpoint_every,
-                        progress=not args.no_progress, volumes=args.volumes)
+                        progress=not args.no_progress, volumes=args.volumes, describe_error=in_command_terms)
     print(summary.line())
     return 1 if summary.failed else 0
 

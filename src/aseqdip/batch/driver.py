@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,13 +48,15 @@ class BatchSummary:
 def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str] = (), *,
               parser: argparse.ArgumentParser, executor: str = "ray", address: str | None = None,
               cpus_per_study: int | None = None, gpus_per_study: float = 0, retries: int = 2,
-              checkpoint_every: int | None = None, progress: bool = True, volumes: bool = False) -> BatchSummary:
+              checkpoint_every: int | None = None, progress: bool = True, volumes: bool = False,
+              describe_error: Callable[[str], str] | None = None) -> BatchSummary:
     """Reconstruct every study under ``input_spec`` into ``out/<study>/`` and write ``out/results.csv``.
 
     ``options`` are options of ``aseqdip run`` (``reconstruct`` for fastMRI files) shared by all studies,
     or with ``volumes`` options of ``aseqdip volume``, each volume (series, NIfTI, ...) one study;
     ``parser`` reads them (``aseqdip.cli.build_parser()``: the command's own grammar, passed in so that
-    the batch does not import the command line).
+    the batch does not import the command line). ``describe_error`` says a failed study's error in the
+    command's terms in results.csv (``aseqdip.cli.in_command_terms``; the library's own terms without it).
     """
     if executor not in EXECUTORS:
         raise UserInputError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
@@ -71,7 +73,8 @@ def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str
     start = time.perf_counter()
     found = (find_volumes if volumes else find_studies)(input_spec, exclude=out)
     threads = cpus_per_study or (1 if executor == "ray" else os.cpu_count() or 1)
-    jobs = [StudyJob(s, task, tuple(options), out, threads, checkpoint_every) for s in found.studies]
+    jobs = [StudyJob(s, task, tuple(options), out, threads, checkpoint_every, describe_error=describe_error)
+            for s in found.studies]
     check_options(jobs, parser)
     jobs = [job.parsed(parser) for job in jobs]
 

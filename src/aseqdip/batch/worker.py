@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ class StudyJob:
     threads: int = 1
     checkpoint_every: int | None = None
     args: argparse.Namespace | None = None  # argv() parsed by the driver (plain values: it travels to Ray workers)
+    # says a library error in the command's terms (flags for parameter names: aseqdip.cli.in_command_terms);
+    # a module-level function, so that it travels to Ray workers by reference
+    describe_error: Callable[[str], str] | None = None
 
     def argv(self) -> list[str]:
         dest = str(self.out / self.study.id)
@@ -73,7 +77,8 @@ def run_study(job: StudyJob) -> dict[str, Any]:
         else:
             metrics = pipeline.execute(job.args)
     except (UserInputError, NonFiniteError) as exc:
-        return {**base, "status": "failed", "error": str(exc), "wall_seconds": time.perf_counter() - start}
+        said = job.describe_error(str(exc)) if job.describe_error is not None else str(exc)
+        return {**base, "status": "failed", "error": said, "wall_seconds": time.perf_counter() - start}
     return {**base, "status": "done", "wall_seconds": time.perf_counter() - start, "metrics": metrics}
 
 
