@@ -61,6 +61,17 @@ def add_method_arguments(p: argparse.ArgumentParser, checkpoints: bool = True) -
     add_registered_method_options(p)
     if checkpoints:
         add_checkpoint_arguments(p)
+        add_weight_arguments(p)
+
+
+def add_weight_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("starting from a fitted network")
+    g.add_argument("--init", default=None,
+                   help="start the network from an earlier run's final weights: its output folder (written with "
+                        "--save-weights) or the weights.pt in it; the same network and channel count")
+    g.add_argument("--save-weights", action="store_true", default=None,
+                   help="also write weights.pt: the final network weights, for --init (read without running code: "
+                        "torch.load(weights_only=True))")
 
 
 def add_checkpoint_arguments(p: argparse.ArgumentParser) -> None:

@@ -20,7 +20,7 @@ from . import __version__
 
 # options that name input files or folders: their contents count, not their paths (a method's own, such as
 # refguided's --references, are added when the method registers: add_input_option)
-INPUT_OPTIONS = ["image", "input", "kspace", "sinogram", "angles_file", "reference", "maps", "blur_model"]
+INPUT_OPTIONS = ["image", "input", "kspace", "sinogram", "angles_file", "reference", "maps", "blur_model", "init"]
 
 
 def add_input_option(key: str) -> None:
@@ -28,7 +28,8 @@ def add_input_option(key: str) -> None:
     if key not in INPUT_OPTIONS:
         INPUT_OPTIONS.append(key)
 # options that do not change the result
-NOT_SHAPING = frozenset({"command", "out", "overwrite", "resume", "checkpoint_every", "no_progress", "device"})
+NOT_SHAPING = frozenset({"command", "out", "overwrite", "resume", "checkpoint_every", "no_progress", "device",
+                         "save_weights"})
 HASH_LIMIT = 256 * 2**20
 VERSION_KEY = "aseqdip version"
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from ..errors import UserInputError
 from ..physics.consistency import data_consistent, has_data_consistency
 from .callbacks import Callback
 from .state import LoopState
@@ -45,6 +46,34 @@ class Weights:
     @classmethod
     def from_file(cls, payload: dict[str, Any]) -> Weights:
         return cls(network=payload["network"], optimizers=payload.get("optimizers"), input=payload.get("input"))
+
+
+WEIGHTS_FORMAT = "aseqdip network weights 1"
+
+
+def save_weights(path: Any, weights: Weights, about: dict[str, Any]) -> None:
+    """Write ``weights`` (network, Adam's state, final input) and ``about`` (method, network, shapes) for ``--init``.
+
+    Plain tensors, dicts and strings only, so that :func:`load_weights` can read it with
+    ``torch.load(weights_only=True)``: no code runs when a weights file is read.
+    """
+    from ..io.outputs import atomic_write
+
+    payload = {"format": WEIGHTS_FORMAT, "about": about, "network": weights.network, "optimizers": weights.optimizers,
+               "input": weights.input}
+    atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def load_weights(path: Any) -> tuple[Weights, dict[str, Any]]:
+    """The weights and their record from a file :func:`save_weights` wrote; ``ValueError`` when it is not one."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: say so in one line
+        raise ValueError(f"not a weights file aseqdip wrote ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
+        raise ValueError("not a weights file aseqdip wrote (no format record)")
+    weights = Weights(network=payload["network"], optimizers=payload.get("optimizers"), input=payload.get("input"))
+    return weights, dict(payload.get("about") or {})
 
 
 def _cpu(value: Any) -> Any:
@@ -79,6 +108,7 @@ class WarmStart(Callback):
     def on_start(self, state: LoopState) -> None:
         if self.start is None or state.iteration > 0:
             return
+        _check_fits(self.start.network, state.net.state_dict())
         if self.mix < 1.0:  # shrink towards this run's own random weights (Ash & Adams 2020, shrink and perturb)
             own = state.net.state_dict()
             mixed = {k: (self.mix * v.to(own[k].dtype) + (1.0 - self.mix) * own[k]
@@ -101,3 +131,17 @@ class WarmStart(Callback):
         optimizers = [_cpu(opt.state_dict()) for opt in state.optimizers] if self.optimizer else None
         self.final = Weights(network=_cpu(state.net.state_dict()), optimizers=optimizers,
                              input=_cpu(state.z) if self.input else None)
+
+
+def _check_fits(start: dict[str, torch.Tensor], own: dict[str, torch.Tensor]) -> None:
+    """Refuse, in one line, weights of another network (other layers, widths or channel counts)."""
+    missing = sorted(set(own) - set(start))
+    if missing or set(start) - set(own):
+        name = missing[0] if missing else sorted(set(start) - set(own))[0]
+        raise UserInputError(f"the weights to start from belong to another network: layer {name} is in one and not "
+                             f"the other (another network, method or channel count?)")
+    for key, value in own.items():
+        if tuple(start[key].shape) != tuple(value.shape):
+            raise UserInputError(f"the weights to start from belong to another network: {key} has shape "
+                                 f"{tuple(start[key].shape)} there and {tuple(value.shape)} here (another network "
+                                 f"or channel count?)")

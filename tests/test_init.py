@@ -1,0 +1,49 @@
+"""Starting a run from an earlier run's fitted network (``--save-weights``, then ``--init``): the reuse of a
+fitted model that DIP users ask for, read back without running any code from the file."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from aseqdip.cli import main
+
+RUN = ["run", "--task", "denoise", "--image", "skimage:camera", "--size", "32", "--method", "dip", "--stop", "none",
+       "--precision", "fp32", "--device", "cpu", "--no-progress", "--network", "shallow_unet"]
+
+
+def _metrics(folder) -> dict:
+    return json.loads((folder / "metrics.json").read_text())
+
+
+def test_a_run_started_from_a_fitted_network_begins_where_that_run_ended(tmp_path):
+    fitted, warm, cold = tmp_path / "fitted", tmp_path / "warm", tmp_path / "cold"
+    assert main([*RUN, "--iterations", "150", "--save-weights", "--out", str(fitted)]) == 0
+    saved = torch.load(fitted / "weights.pt", weights_only=True)  # plain tensors and strings: no code runs
+    assert saved["about"]["method"] == "dip" and saved["about"]["hyperparameters"]["network"] == "shallow_unet"
+    assert main([*RUN, "--iterations", "1", "--init", str(fitted), "--out", str(warm)]) == 0
+    assert main([*RUN, "--iterations", "1", "--out", str(cold)]) == 0
+    first, after, cold_start = _metrics(fitted)["psnr"], _metrics(warm)["psnr"], _metrics(cold)["psnr"]
+    assert abs(after - first) < 0.5, (first, after)  # one step on from the fitted network's output
+    assert after > cold_start + 3.0, (after, cold_start)
+    assert _metrics(warm)["init"] == str(fitted)
+    assert _metrics(warm)["fingerprint"]["--init"].startswith("folder sha256:")  # its contents, not its path
+
+
+def test_weights_of_another_network_or_no_weights_file_are_refused_in_one_line(tmp_path, capsys):
+    fitted = tmp_path / "fitted"
+    assert main([*RUN, "--iterations", "2", "--save-weights", "--out", str(fitted)]) == 0
+    capsys.readouterr()
+    other = [a if a != "shallow_unet" else "medium_unet" for a in RUN]
+    assert main([*other, "--iterations", "2", "--init", str(fitted), "--out", str(tmp_path / "o1")]) == 2
+    err = capsys.readouterr().err
+    assert "belong to another network" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o1").exists()
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a torch file")
+    for bad in (str(garbage), str(tmp_path / "missing")):
+        assert main([*RUN, "--iterations", "2", "--init", bad, "--out", str(tmp_path / "o2")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("aseqdip: error: --init") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o2").exists()
