@@ -87,9 +87,10 @@ BLOCKS: list[tuple[str, str, tuple[str, ...], int, dict[str, tuple[str, ...]], t
     ("inpaint", "hiar0.25", ("--hiar", "0.25"), 64, INPAINT, ("auto",)),
     ("mri", "4x", ("--acceleration", "4"), 64, MRI, ("auto",)),
     ("mri", "8x", ("--acceleration", "8"), 64, MRI, ("auto",)),
+    # before the other blocks: whether --lam 0 (best on noise-free MRI) holds with k-space noise decides MRI's default
+    ("mri", "4x-sigma5", ("--acceleration", "4", "--sigma", "5"), 64, MRI, ("auto",)),
     ("inpaint", "hiar0.1", ("--hiar", "0.1"), 64, INPAINT, ("auto",)),
     ("inpaint", "hiar0.25", ("--hiar", "0.25"), 64, INPAINT_FIXED, ("fixed",)),
-    ("mri", "4x-sigma5", ("--acceleration", "4", "--sigma", "5"), 64, MRI, ("auto",)),
     ("mri", "4x", ("--acceleration", "4"), 64, MRI_FIXED, ("fixed",)),
     ("inpaint", "hiar0.1", ("--hiar", "0.1"), 64, INPAINT_FIXED, ("fixed",)),
     ("mri", "8x", ("--acceleration", "8"), 64, MRI_FIXED, ("fixed",)),
