@@ -19,7 +19,7 @@ def _metrics(folder) -> dict:
 
 def test_a_run_started_from_a_fitted_network_begins_where_that_run_ended(tmp_path):
     fitted, warm, cold = tmp_path / "fitted", tmp_path / "warm", tmp_path / "cold"
-    assert main([*RUN, "--iterations", "150", "--save-weights", "--out", str(fitted)]) == 0
+    assert main([*RUN, "--iterations", "60", "--save-weights", "--out", str(fitted)]) == 0
     saved = torch.load(fitted / "weights.pt", weights_only=True)  # plain tensors and strings: no code runs
     assert saved["about"]["method"] == "dip" and saved["about"]["hyperparameters"]["network"] == "shallow_unet"
     assert main([*RUN, "--iterations", "1", "--init", str(fitted), "--out", str(warm)]) == 0
