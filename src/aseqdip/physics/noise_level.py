@@ -138,8 +138,6 @@ def patch_pca_sigma(y: torch.Tensor, patch: int = PATCH) -> float | None:
     (benchmarks/results/noise-estimators/TABLE-deepinv.md). Patches span all channels, and an image must
     hold ten patches per patch entry.
     """
-    import deepinv as dinv
-
     _, c, h, w = y.shape
     windows = (h - patch + 1) * (w - patch + 1)
     if h < patch or w < patch or windows < 10 * c * patch * patch:
