@@ -28,13 +28,12 @@ NOISE_FREE = 1e-6  # drawn noise below this: the setting adds none
 
 def drawn_noise(command: str) -> float:
     """The noise drawn by a recorded ``aseqdip run`` command's simulation (an oracle: it reads x_true)."""
-    from aseqdip.cli import build_parser
-    from aseqdip.pipeline import realised_noise_of, task_class
+    from aseqdip.cli import options_from_argv
+    from aseqdip.pipeline import make_task, realised_noise_of, task_class
 
-    argv = shlex.split(command)[1:]  # drop the executable
-    args = build_parser().parse_args(argv)
-    task = task_class(args).from_args(args)
-    problem = task.simulate(task.load(args.image, size=args.size), seed=args.seed)
+    options = options_from_argv(shlex.split(command)[1:])  # drop the executable
+    task = make_task(options, task_class(options))
+    problem = task.simulate(task.load(options.image, size=options.size), seed=options.seed)
     return realised_noise_of(problem)
 
 

@@ -18,7 +18,7 @@ p = argparse.ArgumentParser()
 for t in TASKS.values():
     t.add_arguments(p)
 args = p.parse_args(extra)
-task = TASKS[task_name].from_args(args)
+task = TASKS[task_name].from_options(**vars(args))
 x = task.load(image, size=64)
 prob = task.simulate(x, seed=0)
 m = ASeqDIP(iterations=iters, **kw, network=TASKS[task_name].network, device="cpu", precision="fp32")

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from aseqdip.batch import run_batch
-from aseqdip.cli import build_parser
+from aseqdip.cli import options_from_argv
 from aseqdip.io import load_image, write_png
 from aseqdip.metrics import to_numpy_image
 
@@ -57,7 +57,7 @@ def main() -> None:
             write_png(src / f"{name}.png", to_numpy_image(load_image(f"skimage:{name}", size=args.size)))
         walls = {}
         for label, kwargs in (("one_at_a_time", {"executor": "serial"}), ("ray_local", {"executor": "ray"})):
-            summary = run_batch("denoise", str(src), Path(tmp) / label, options, parser=build_parser(), progress=False,
+            summary = run_batch("denoise", str(src), Path(tmp) / label, options, read_options=options_from_argv, progress=False,
                                 **kwargs)
             assert summary.done == len(names) and summary.failed == 0, summary.line()
             walls[label] = summary.wall_seconds

@@ -17,6 +17,7 @@ which the command line cannot express, so its runs use the same pipeline (``pipe
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -62,18 +63,18 @@ def _run_fig1(run: Run, out: Path) -> int:
     from aseqdip import cli, pipeline
 
     try:
-        args = cli.build_parser().parse_args([*run.argv, "--out", str(out)])
-        task_cls = pipeline.task_class(args)
-        if args.command == "run":
-            task = task_cls.from_args(args)
-            problem = task.simulate(task.load(args.image, size=args.size), seed=args.seed)
-            extra = {"image": args.image, "size": args.size}
+        options = cli.options_from_argv([*run.argv, "--out", str(out)])
+        task_cls = pipeline.task_class(options)
+        if options.command == "run":
+            task = pipeline.make_task(options, task_cls)
+            problem = task.simulate(task.load(options.image, size=options.size), seed=options.seed)
+            extra = {"image": options.image, "size": options.size}
         else:
-            problem, extra = task_cls.from_measurement(args), {}
-        args.method_extra = {"input": _fig1_input(problem, run)}
-        method = pipeline.make_method(args, task_cls)
+            problem, extra = task_cls.from_measurement(seed=options.seed, **options.task_options), {}
+        options = dataclasses.replace(options, extra_method_arguments={"input": _fig1_input(problem, run)})
+        method = pipeline.make_method(options, task_cls)
         extra.update(input_base=run.input_base, input_sigma=run.input_sigma)
-        pipeline.solve_and_save(args, method, problem, extra)
+        pipeline.solve_and_save(options, method, problem, extra)
     except UserInputError as exc:
         print(f"aseqdip: error: {exc}", file=sys.stderr)
         return cli.EXIT_USAGE

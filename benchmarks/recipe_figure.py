@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aseqdip.cli import build_parser
+from aseqdip.cli import options_from_argv
 from aseqdip.metrics import to_numpy_image
 from aseqdip.recipes import default_recipe
 from aseqdip.tasks import TASKS
@@ -41,9 +41,9 @@ def panels_for(task: str, setting: str, size: int, results: Path) -> list[tuple[
         idents = [f"{task}-{setting}-{size}px-{image}-{m}-{v}-auto" for m, v, _ in wanted]
         if not all((results / i / "recon.png").is_file() for i in idents):
             continue
-        args = build_parser().parse_args(["run", "--task", task, "--image", sample.spec, "--size", str(size),
-                                          *sample.options, "--out", "unused"])
-        simulated = TASKS[task].from_args(args)
+        options = options_from_argv(["run", "--task", task, "--image", sample.spec, "--size", str(size),
+                                     *sample.options, "--out", "unused"])
+        simulated = TASKS[task].from_options(**options.task_options)
         problem = simulated.simulate(simulated.load(sample.spec, size=size), seed=0)
         before = problem.metrics(problem.x0)
         out = [("ground truth", to_numpy_image(problem.to_image(problem.x_true)), image),

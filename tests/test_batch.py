@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from aseqdip.batch import find_studies, run_batch
-from aseqdip.cli import build_parser, main
+from aseqdip.cli import main, options_from_argv
 from aseqdip.errors import UserInputError
 from aseqdip.io import load_image, write_png
 from aseqdip.io.fastmri import write_fastmri
@@ -136,7 +136,7 @@ def test_failed_study_is_recorded_and_a_rerun_only_runs_what_is_missing(tmp_path
     src = _images(tmp_path / "in", ("camera", "coffee"))
     (src / "broken.png").write_bytes(b"not a png")
     out = tmp_path / "out"
-    first = run_batch("denoise", str(src), out, TINY, parser=build_parser(), executor="serial", cpus_per_study=1,
+    first = run_batch("denoise", str(src), out, TINY, read_options=options_from_argv, executor="serial", cpus_per_study=1,
                       progress=False)
     assert (first.done, first.failed) == (2, 1)
     rows = _rows(out)
@@ -148,7 +148,7 @@ def test_failed_study_is_recorded_and_a_rerun_only_runs_what_is_missing(tmp_path
 
     (src / "broken.png").unlink()
     _images(src, ("chelsea",))
-    again = run_batch("denoise", str(src), out, TINY, parser=build_parser(), executor="serial", cpus_per_study=1,
+    again = run_batch("denoise", str(src), out, TINY, read_options=options_from_argv, executor="serial", cpus_per_study=1,
                       progress=False)
     assert (again.studies, again.already_done, again.done, again.failed) == (3, 2, 1, 0)
     assert (out / "camera" / "metrics.json").stat().st_mtime_ns == stamp
@@ -170,7 +170,7 @@ def test_batch_of_volumes_runs_each_volume_warm_started_and_records_the_bad_one(
     (src / "notes.txt").write_text("not a volume")
     out = tmp_path / "out"
     options = ["--sigma", "25", "--iterations", "6"]
-    first = run_batch("denoise", str(src), out, options, parser=build_parser(), executor="serial",
+    first = run_batch("denoise", str(src), out, options, read_options=options_from_argv, executor="serial",
                       cpus_per_study=1, progress=False, volumes=True)
     assert (first.studies, first.done, first.failed, first.skipped_files) == (3, 2, 1, 1)
     rows = _rows(out)
@@ -182,7 +182,7 @@ def test_batch_of_volumes_runs_each_volume_warm_started_and_records_the_bad_one(
         assert int(rows[name]["iterations"]) == summary["total_steps"] > 6  # middle slice and warm neighbours
         assert np.load(out / name / "volume.npy").shape == (3, 16, 16)
     stamp = (out / "knee" / "volume.json").stat().st_mtime_ns
-    again = run_batch("denoise", str(src), out, options, parser=build_parser(), executor="serial",
+    again = run_batch("denoise", str(src), out, options, read_options=options_from_argv, executor="serial",
                       cpus_per_study=1, progress=False, volumes=True)
     assert (again.already_done, again.done) == (2, 0) and (out / "knee" / "volume.json").stat().st_mtime_ns == stamp
 
@@ -190,7 +190,7 @@ def test_batch_of_volumes_runs_each_volume_warm_started_and_records_the_bad_one(
 def test_a_rerun_into_out_must_be_the_same_job(tmp_path, one_thread, capsys):
     src = _images(tmp_path / "in", ("camera",))
     out = tmp_path / "out"
-    first = run_batch("denoise", str(src), out, TINY, parser=build_parser(), executor="serial", cpus_per_study=1,
+    first = run_batch("denoise", str(src), out, TINY, read_options=options_from_argv, executor="serial", cpus_per_study=1,
                       progress=False)
     assert first.done == 1
     stamp = (out / "camera" / "metrics.json").stat().st_mtime_ns
@@ -222,7 +222,7 @@ def test_each_slice_of_a_fastmri_file_is_a_study(tmp_path, one_thread):
     write_fastmri(tmp_path / "in" / "brain.h5", np.stack([k, 2 * k]).astype(np.complex64))
     options = ["--iterations", "3", "--acceleration", "4", "--center-fraction", "0.2"]
     summary = run_batch("mri", str(tmp_path / "in"), tmp_path / "out", options,
-                        parser=build_parser(), executor="serial", cpus_per_study=1, progress=False)
+                        read_options=options_from_argv, executor="serial", cpus_per_study=1, progress=False)
     assert (summary.done, summary.failed) == (2, 0)
     rows = _rows(tmp_path / "out")
     assert list(rows) == ["brain__slice000", "brain__slice001"] and rows["brain__slice001"]["source"].endswith("slice 1")
@@ -260,7 +260,7 @@ def test_batch_spreads_over_a_two_node_cluster(tmp_path, ray):
     try:
         cluster.wait_for_nodes()
         summary = run_batch("denoise", str(src), tmp_path / "out", [*TINY[:1], "40", *TINY[2:]],
-                            parser=build_parser(), address=cluster.address, cpus_per_study=1, progress=False)
+                            read_options=options_from_argv, address=cluster.address, cpus_per_study=1, progress=False)
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -306,7 +306,7 @@ def test_killed_worker_is_retried_and_resumes_to_the_uninterrupted_result(tmp_pa
     assert row["status"] == "done" and row["attempts"] == "2"
     assert not checkpoint.exists()  # removed once the results were written
 
-    reference = run_batch("denoise", str(src), tmp_path / "ref", options, parser=build_parser(), executor="serial",
+    reference = run_batch("denoise", str(src), tmp_path / "ref", options, read_options=options_from_argv, executor="serial",
                           cpus_per_study=1, checkpoint_every=None, progress=False)
     assert reference.done == 1
     np.testing.assert_allclose(np.load(out / "camera" / "recon.npy"), np.load(tmp_path / "ref" / "camera" / "recon.npy"),

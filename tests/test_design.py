@@ -129,3 +129,39 @@ def test_auto_computes_the_noise_level_once_per_run(monkeypatch):
         result = rules.reconstruct(method, problem.y, problem.physics)
         assert result.info["noise"]["source"] == "estimate" and result.rule.startswith("discrepancy")
         assert len(calls) == 1, f"{task.name}: the noise level was estimated {len(calls)} times"
+
+
+def test_below_the_command_line_options_are_python_values():
+    """Only the command parses flags; the pipeline, volumes, batch, rules and tasks take plain values
+    (aseqdip.options.RunOptions, keyword arguments), never the parsed command line."""
+    graph = grimp.build_graph("aseqdip", include_external_packages=True, exclude_type_checking_imports=True)
+    parsing = set(graph.find_modules_that_directly_import("argparse"))
+    # the command, and aSeqDIP's parser of --hole-fill's text (a number or a name), declared with its option
+    assert parsing <= {"aseqdip.cli", "aseqdip.methods.aseqdip"}, parsing
+    for path in [PACKAGE / "pipeline.py", *sorted((PACKAGE / "volume").glob("*.py")), *sorted((PACKAGE / "batch").glob("*.py"))]:
+        names = {n.id for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Name)}
+        assert "args" not in names and "Namespace" not in path.read_text(), f"{path.name} reads a parsed command line"
+
+
+def test_a_python_user_runs_what_the_command_runs(tmp_path):
+    """RunOptions built in Python and the same run from the command line: the same image and fingerprint."""
+    import json
+
+    import numpy as np
+
+    from aseqdip.cli import main
+    from aseqdip.fingerprint import first_difference
+    from aseqdip.options import RunOptions, StopOptions
+    from aseqdip.pipeline import execute
+
+    common = ["--task", "inpaint", "--image", "skimage:camera", "--size", "32", "--iterations", "4", "--hiar", "0.1",
+              "--lam", "0.5", "--stop", "none", "--observe", "residual", "--precision", "fp32", "--device", "cpu",
+              "--no-progress"]
+    assert main(["run", *common, "--out", str(tmp_path / "cli")]) == 0
+    python = execute(RunOptions(task="inpaint", out=str(tmp_path / "py"), image="skimage:camera", size=32, iterations=4,
+                                precision="fp32", device="cpu", progress=False, task_options={"hiar": 0.1},
+                                method_options={"lam": 0.5}, stopping=StopOptions(stop="none", observe=("residual",))))
+    command = json.loads((tmp_path / "cli" / "metrics.json").read_text())
+    assert python["hyperparameters"]["lam"] == 0.5 and python["task_settings"]["hiar"] == 0.1
+    assert first_difference(python["fingerprint"], command["fingerprint"]) is None  # options not given: None or absent
+    assert np.array_equal(np.load(tmp_path / "py" / "recon.npy"), np.load(tmp_path / "cli" / "recon.npy"))

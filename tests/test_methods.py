@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from aseqdip.cli import build_parser, main
+from aseqdip.cli import main
 from aseqdip.engine.callbacks import Callback
 from aseqdip.engine.state import LoopState
 from aseqdip.engine.stopping import WindowedMovingVariance
@@ -31,8 +31,7 @@ def tiny_options(name: str, iterations: int) -> dict:
 
 def simulate(task_name: str, size: int = 32):
     """A tiny problem of ``task_name`` with the task's CLI defaults (so tasks added later are covered too)."""
-    args = build_parser().parse_args(["run", "--task", task_name, "--image", "skimage:camera", "--out", "unused"])
-    task = TASKS[task_name].from_args(args)
+    task = TASKS[task_name].from_options()
     return task.simulate(task.load("skimage:camera", size=size), seed=0)
 
 
@@ -244,11 +243,10 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, camera48, name, opt
 
 def test_every_declared_option_is_a_flag_that_reaches_its_method():
     """Each method's options (declared once in its module) are flags of aseqdip run that set its keyword argument."""
-    from aseqdip.cli import build_parser
+    from aseqdip.cli import options_from_argv
     from aseqdip.pipeline import make_method
     from aseqdip.tasks import TASKS
 
-    parser = build_parser()
     for name, cls in METHODS.items():
         for option in getattr(cls, "options", ()):
             if option.type is None:
@@ -261,7 +259,7 @@ def test_every_declared_option_is_a_flag_that_reaches_its_method():
                 given, value = [option.option_string, "refs"], "refs"
             else:
                 given, value = [option.option_string, "0.375"], 0.375
-            args = parser.parse_args(["run", "--task", "denoise", "--image", "camera", "--out", "o", "--method", name,
-                                      "--stop", "none", *given])
-            method = make_method(args, TASKS["denoise"])
+            options = options_from_argv(["run", "--task", "denoise", "--image", "camera", "--out", "o", "--method", name,
+                                         "--stop", "none", *given])
+            method = make_method(options, TASKS["denoise"])
             assert getattr(method, option.name) == value, f"{name} {option.option_string}"

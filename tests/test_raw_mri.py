@@ -17,7 +17,7 @@ import pytest
 import torch
 from pydicom.data import get_testdata_file
 
-from aseqdip.cli import build_parser, main
+from aseqdip.cli import main, options_from_argv
 from aseqdip.io.fastmri import read_fastmri_slice, write_fastmri
 from aseqdip.io.images import resize
 from aseqdip.io.raw_mri import ISMRMRD, TWIX, read_measured_kspace, sniff_kspace_format
@@ -231,7 +231,7 @@ def test_given_maps_are_prewhitened_with_the_data_and_the_noise_level_is_on_the_
     np.save(tmp_path / "maps.npy", phantom.maps.astype(np.complex64))
     argv = ["reconstruct", "--task", "mri", "--kspace", str(path), "--slice", "0", "--maps",
             str(tmp_path / "maps.npy"), "--out", str(tmp_path / "unused")]
-    problem = MRI.from_measurement(build_parser().parse_args(argv))
+    problem = MRI.from_measurement(**options_from_argv(argv).task_options)
     whitening = read_measured_kspace(path, 0).whitening
     expected = np.einsum("ij,jhw->ihw", whitening, phantom.maps)
     expected /= np.sqrt((np.abs(expected) ** 2).sum(0))
@@ -245,7 +245,7 @@ def test_given_maps_are_prewhitened_with_the_data_and_the_noise_level_is_on_the_
     assert abs(np.linalg.norm(error) / np.sqrt(H * W) - 1) < 0.15 and np.linalg.norm(weight * truth) > 250
     assert "prewhitened like the data" in problem.settings["maps"]
     assert problem.hints.noise_sigma == problem.settings["noise_sigma"] > 0
-    plain = MRI.from_measurement(build_parser().parse_args([*argv, "--no-prewhiten"]))
+    plain = MRI.from_measurement(**options_from_argv([*argv, "--no-prewhiten"]).task_options)
     sigma = np.sqrt(np.real(np.trace(read_measured_kspace(path, 0).noise.covariance)) / COILS / 2)
     assert plain.settings["prewhitened"] is False
     assert np.isclose(plain.hints.noise_sigma, sigma / plain.settings["kspace_scale"], rtol=1e-6)

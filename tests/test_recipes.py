@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from aseqdip.cli import build_parser, main
+from aseqdip.cli import main, options_from_argv
 from aseqdip.engine.precision import fused_adam_supported
 from aseqdip.engine.stacked import reconstruct_many
 from aseqdip.errors import UserInputError
@@ -40,8 +40,7 @@ def test_the_hole_fill_reaches_z0_and_leaves_the_measured_pixels(hole):
 
 
 def test_the_hole_fill_is_refused_where_there_is_no_hole():
-    args = build_parser().parse_args(["run", "--task", "mri", "--image", "x", "--out", "unused"])
-    problem = TASKS["mri"].from_args(args).simulate(torch.rand(1, 1, 32, 32), seed=0)
+    problem = TASKS["mri"].from_options().simulate(torch.rand(1, 1, 32, 32), seed=0)
     with pytest.raises(UserInputError, match="hole_fill"):
         ASeqDIP(iterations=1, hole_fill=0.4, **TINY).validate(problem.y, problem.physics)
 
@@ -162,9 +161,9 @@ def test_inpainting_defaults_to_the_librarys_recipe_and_says_so(tmp_path):
 
 
 def test_the_authors_recipe_sets_its_task_choices_and_the_users_options_win():
-    args = build_parser().parse_args(["run", "--task", "inpaint", "--image", "x", "--recipe", "authors",
-                                      "--lr", "5e-4", "--out", "unused"])
-    method = make_method(args, TASKS["inpaint"])
+    options = options_from_argv(["run", "--task", "inpaint", "--image", "x", "--recipe", "authors", "--lr", "5e-4",
+                                 "--out", "unused"])
+    method = make_method(options, TASKS["inpaint"])
     assert method.hole_fill == 0.4 and method.consistent_output and method.iterations == 400
     assert method.lr == 5e-4  # the user's, not the recipe's 3e-4
     assert recipe_settings("authors", "mri", "aseqdip") == AUTHORS["mri"]
@@ -183,8 +182,7 @@ def test_with_a_data_consistent_input_the_rules_watch_the_networks_own_output():
     from aseqdip.engine.callbacks import Callback
     from aseqdip.engine.stopping import mean_residual
 
-    args = build_parser().parse_args(["run", "--task", "mri", "--image", "x", "--out", "unused"])
-    problem = TASKS["mri"].from_args(args).simulate(torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0)))
+    problem = TASKS["mri"].from_options().simulate(torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0)))
     method = ASeqDIP(iterations=4, dc_update=True, precision="fp32", device="cpu")
     seen = []
 

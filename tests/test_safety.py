@@ -393,21 +393,25 @@ def test_resume_accepts_only_the_same_job_and_refuses_damaged_checkpoints(tmp_pa
 
 
 def test_fingerprint_names_options_and_covers_the_input_contents(tmp_path):
-    from aseqdip.cli import build_parser
+    from aseqdip.cli import options_from_argv
     from aseqdip.fingerprint import first_difference, run_fingerprint
+    from aseqdip.pipeline import record
+
+    def fingerprint(argv):
+        return run_fingerprint(record(options_from_argv(argv)))
 
     image = tmp_path / "x.npy"
     np.save(image, np.zeros((16, 16), np.float32))
     argv = ["run", "--task", "denoise", "--image", str(image), "--out", str(tmp_path / "o")]
-    fp = run_fingerprint(build_parser().parse_args(argv))
+    fp = fingerprint(argv)
     assert fp["--image"].startswith("sha256:") and "--out" not in fp and "--device" not in fp
     assert fp["aseqdip version"] and fp["--task"] == "denoise" and fp["--seed"] == 0
-    moved = run_fingerprint(build_parser().parse_args([*argv[:-1], str(tmp_path / "elsewhere"), "--device", "cpu"]))
+    moved = fingerprint([*argv[:-1], str(tmp_path / "elsewhere"), "--device", "cpu"])
     assert first_difference(fp, moved) is None  # where it writes and on what device do not change the result
     np.save(image, np.ones((16, 16), np.float32))
-    changed = run_fingerprint(build_parser().parse_args(argv))
+    changed = fingerprint(argv)
     assert first_difference(fp, changed) == "--image"
-    assert first_difference(changed, run_fingerprint(build_parser().parse_args([*argv, "--lr", "0.1"]))) == "--lr"
+    assert first_difference(changed, fingerprint([*argv, "--lr", "0.1"])) == "--lr"
 
 
 # ---- 4. nothing meaningless with exit 0 ------------------------------------------------------------------

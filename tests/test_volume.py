@@ -7,7 +7,6 @@ start reaching a better slice than a cold one on the same small budget.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import csv
 import json
@@ -488,11 +487,11 @@ def test_warm_start_can_carry_the_input():
 
 
 def test_a_fixed_budget_gives_warm_slices_a_fifth_so_ten_slices_cost_under_three_cold_ones():
+    from aseqdip.options import VolumeOptions
     from aseqdip.volume import warm_ceiling
 
     def ceiling(stop: str, warm_fraction: float | None = None) -> int:
-        args = argparse.Namespace(stop=stop, method="aseqdip", warm_iterations=None, warm_fraction=warm_fraction)
-        return warm_ceiling(args, {"steps": 4000})
+        return warm_ceiling(VolumeOptions(input="v.nii", warm_fraction=warm_fraction), {"steps": 4000}, stop)
 
     assert ceiling("none") == 800 and 4000 + 9 * ceiling("none") < 3 * 4000
     assert ceiling("auto") == 4000  # under a rule, the cold middle slice's steps: a cap the rule mostly stops before

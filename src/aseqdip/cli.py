@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 
 from . import pipeline
 from .errors import Interrupted, NonFiniteError, StorageError, UserInputError
+from .options import RunOptions
 
 EXIT_USAGE = 2
 EXIT_NON_FINITE = 3
@@ -142,6 +143,63 @@ def add_registered_method_options(p: argparse.ArgumentParser) -> None:
                            help=option.help.replace("%", "%%"))
 
 
+def add_task_arguments(p: argparse.ArgumentParser, adder: str) -> None:
+    """Each task's options in a group ``task NAME`` (the tasks' ``add_arguments`` or ``add_reconstruct_arguments``)."""
+    from .tasks import TASKS
+
+    for task in TASKS.values():
+        getattr(task, adder)(p.add_argument_group(f"task {task.name}"))
+
+
+def _dests(p: argparse.ArgumentParser, title_prefix: str) -> list[str]:
+    """The attribute names of the options in ``p``'s groups whose title starts with ``title_prefix``."""
+    return [action.dest for group in p._action_groups if (group.title or "").startswith(title_prefix)
+            for action in group._group_actions]
+
+
+VOLUME_FIELDS = ("input", "cold", "warm_iterations", "warm_fraction", "warm_ramp", "warm_input", "warm_input_dc",
+                 "shared_noise", "warm_optimizer", "warm_mix", "slab", "slices")
+
+
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """The parsed command line of ``run``, ``reconstruct`` or ``volume`` as the library's options: the one place
+    where flags become :class:`~aseqdip.options.RunOptions`."""
+    from dataclasses import fields
+
+    from .methods.registry import method_options
+    from .options import StopOptions, VolumeOptions
+
+    parser = _subparser(args.command)
+    stop_fields = [f.name for f in fields(StopOptions)]
+    stopping = {name: getattr(args, name, None) for name in stop_fields}
+    stopping["observe"] = tuple(n.strip() for n in args.observe.split(",") if n.strip()) if args.observe else None
+    method_given = {option.name: getattr(args, option.dest, None) for option in method_options()
+                    if option.dest not in stop_fields}  # a flag the rules share is the rule's (StopOptions)
+    return RunOptions(
+        task=args.task, out=args.out, command=args.command, image=getattr(args, "image", None),
+        size=getattr(args, "size", None), overwrite=bool(args.overwrite), method=args.method, iterations=args.iterations,
+        lr=args.lr, recipe=args.recipe, network=args.network, seed=args.seed, device=args.device,
+        precision=args.precision, track_every=args.track_every, progress=not args.no_progress,
+        checkpoint_every=getattr(args, "checkpoint_every", None), resume=bool(args.resume),
+        init=getattr(args, "init", None), save_weights=bool(getattr(args, "save_weights", False)),
+        task_options={dest: getattr(args, dest) for dest in _dests(parser, "task ")},
+        method_options=method_given, stopping=StopOptions(**stopping),
+        volume=VolumeOptions(**{name: getattr(args, name) for name in VOLUME_FIELDS}) if args.command == "volume"
+        else None)
+
+
+def _subparser(command: str) -> argparse.ArgumentParser:
+    parser = build_parser()
+    for action in parser._subparsers._group_actions:  # the one subparsers action
+        return action.choices[command]
+    raise AssertionError("the aseqdip parser has subcommands")
+
+
+def options_from_argv(argv: Sequence[str]) -> RunOptions:
+    """The options of ``aseqdip run|reconstruct|volume ARGV...`` (``aseqdip batch`` builds each study's so)."""
+    return run_options(build_parser().parse_args(list(argv)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .tasks import TASKS
 
@@ -156,16 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, help="output folder (new or empty)")
     run.add_argument("--overwrite", action="store_true", help="replace --out, an earlier run's folder, as a whole")
     add_method_arguments(run)
-    for task in TASKS.values():
-        task.add_arguments(run.add_argument_group(f"task {task.name}"))
+    add_task_arguments(run, "add_arguments")
 
     rec = sub.add_parser("reconstruct", help="reconstruct measured data (k-space, sinogram) of a task")
     rec.add_argument("--task", required=True, help=f"one of {', '.join(TASKS)}")
     rec.add_argument("--out", required=True, help="output folder (new or empty)")
     rec.add_argument("--overwrite", action="store_true", help="replace --out, an earlier run's folder, as a whole")
     add_method_arguments(rec)
-    for task in TASKS.values():
-        task.add_reconstruct_arguments(rec.add_argument_group(f"task {task.name}"))
+    add_task_arguments(rec, "add_reconstruct_arguments")
 
     vol = sub.add_parser("volume", help="reconstruct a 3-D volume slice by slice, each slice warm-started from its "
                                         "neighbour (mri, ct, denoise)",
@@ -211,11 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     vol.add_argument("--resume", action="store_true",
                      help="continue an interrupted volume at the slice it was on (its finished slices are kept in "
                           ".OUT.volume beside --out; same options required)")
-    vol.add_argument("--no-prewhiten", action="store_true",
-                     help="mri k-space: keep the coils as recorded (default: prewhiten with the file's noise scan)")
     add_method_arguments(vol, checkpoints=False)
-    for task in TASKS.values():
-        task.add_arguments(vol.add_argument_group(f"task {task.name}"))
+    add_task_arguments(vol, "add_arguments")
+    vol.add_argument_group("task mri (measured k-space)").add_argument(
+        "--no-prewhiten", action="store_true",
+        help="mri k-space: keep the coils as recorded (default: prewhiten with the file's noise scan)")
 
     batch = sub.add_parser("batch", allow_abbrev=False,
                            help="reconstruct every study (image, DICOM slice, fastMRI slice) under a folder or glob, "
@@ -270,7 +326,7 @@ def command_demo(args: argparse.Namespace) -> dict[str, Any]:
     ])
     print(f"aSeqDIP demo: scikit-image's astronaut at {args.size}x{args.size}, Gaussian noise sigma 25, "
           f"at most {args.iterations} iterations (the auto rule chooses when to stop)", flush=True)
-    m = pipeline.run_simulated(ns)
+    m = pipeline.run_simulated(run_options(ns))
     print(f"PSNR before (noisy): {m['psnr_measurement']:.2f} dB   after (aSeqDIP, {m['iterations']} steps): "
           f"{m['psnr']:.2f} dB")
     return m
@@ -300,7 +356,7 @@ def _slice_line(r: dict[str, Any]) -> None:
 def command_batch(args: argparse.Namespace, options: list[str]) -> int:
     from .batch import run_batch
 
-    summary = run_batch(args.task, args.input, args.out, options, parser=build_parser(), executor=args.executor,
+    summary = run_batch(args.task, args.input, args.out, options, read_options=options_from_argv, executor=args.executor,
                         address=args.address, cpus_per_study=args.cpus_per_study, gpus_per_study=args.gpus_per_study,
                         retries=args.retries, checkpoint_every=None if args.volumes else args.checkpoint_every,
                         progress=not args.no_progress, volumes=args.volumes, describe_error=in_command_terms)
@@ -344,10 +400,10 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command == "volume":
             from .volume import run_volume
 
-            m = run_volume(args, on_slice=None if args.no_progress else _slice_line)
+            m = run_volume(run_options(args), on_slice=None if args.no_progress else _slice_line)
             print(_volume_summary(m, args.out))
         elif args.command in ("run", "reconstruct"):
-            m = pipeline.execute(args)
+            m = pipeline.execute(run_options(args))
             print(_summary(m, args.out))
         elif args.command == "demo":
             m = command_demo(args)

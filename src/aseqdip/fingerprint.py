@@ -10,7 +10,6 @@ batch rerun compares them and names the first setting that differs.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,11 +38,12 @@ def option_name(key: str) -> str:
     return f"--{key.replace('_', '-')}"
 
 
-def input_files(args: argparse.Namespace) -> dict[str, Path]:
-    """The local files and folders the options name as inputs (``skimage:NAME`` images are not files)."""
+def input_files(options: Mapping[str, Any]) -> dict[str, Path]:
+    """The local files and folders the options (a flat record, :meth:`aseqdip.options.RunOptions.record`) name
+    as inputs (``skimage:NAME`` images are not files)."""
     found = {}
     for key in INPUT_OPTIONS:
-        value = getattr(args, key, None)
+        value = options.get(key)
         if isinstance(value, str) and value and not value.startswith("skimage:"):
             found[option_name(key)] = Path(value)
     return found
@@ -93,11 +93,12 @@ def plain(value: Any) -> Any:
     return repr(value)
 
 
-def run_fingerprint(args: argparse.Namespace) -> dict[str, Any]:
-    """The fingerprint of the run ``args`` describes (see the module docstring)."""
-    inputs = input_files(args)
-    fp: dict[str, Any] = {VERSION_KEY: __version__, "command": getattr(args, "command", None)}
-    for key, value in vars(args).items():
+def run_fingerprint(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The fingerprint of the run the options describe (a flat record, :meth:`aseqdip.options.RunOptions.record`;
+    see the module docstring)."""
+    inputs = input_files(options)
+    fp: dict[str, Any] = {VERSION_KEY: __version__, "command": options.get("command")}
+    for key, value in options.items():
         if key in NOT_SHAPING:
             continue
         name = option_name(key)

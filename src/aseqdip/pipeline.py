@@ -1,8 +1,9 @@
-"""The run pipeline: parsed options -> task, method, output rule -> reconstruction -> output folder.
+"""The run pipeline: options -> task, method, output rule -> reconstruction -> output folder.
 
 ``aseqdip run`` and ``aseqdip reconstruct`` (``cli``), every study of ``aseqdip batch`` (``batch.worker``)
-and the benchmarks go through these functions, so a run means the same thing everywhere. Nothing here
-parses a command line or prints a result: ``cli`` does that.
+and the benchmarks go through these functions, so a run means the same thing everywhere. They take a
+:class:`~aseqdip.options.RunOptions` (plain values, grouped by owner); nothing here parses a command line
+or prints a result: ``cli`` does that.
 
 Safety, in the order a run meets it: the options are checked (:mod:`aseqdip.preflight`: finite numbers,
 sizes, device, a writable output that loses no file), the run's fingerprint is taken
@@ -14,7 +15,6 @@ whole folder, with the fingerprint in ``metrics.json``.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 from .errors import Interrupted, NonFiniteError, UserInputError
 from .fingerprint import input_files, run_fingerprint
 from .messages import warn
+from .options import RunOptions, StopOptions
 
 # options every network method takes; each method's own are declared in its module (methods.registry.Option)
 COMMON_METHOD_OPTIONS = ("iterations", "lr")
@@ -31,105 +32,118 @@ COMMON_METHOD_OPTIONS = ("iterations", "lr")
 MAX_ITERATIONS = 4 * 10**9
 
 
-def validate_common(args: argparse.Namespace) -> None:
+def validate_common(options: RunOptions) -> None:
     """Checks of the options every task shares (no data read, nothing about this machine)."""
     from .preflight import MIN_SIDE, check_numbers
 
-    check_numbers(args)
-    if getattr(args, "size", None) is not None and args.size < 1:
-        raise UserInputError(f"--size must be a positive number of pixels, got {args.size}")
-    if getattr(args, "size", None) is not None and args.size < MIN_SIDE:
-        raise UserInputError(f"--size {args.size} is below the smallest image aseqdip reconstructs, "
+    check_numbers(record(options))
+    size, iterations = options.size, options.iterations
+    if size is not None and size < 1:
+        raise UserInputError(f"--size must be a positive number of pixels, got {size}")
+    if size is not None and size < MIN_SIDE:
+        raise UserInputError(f"--size {size} is below the smallest image aseqdip reconstructs, "
                              f"{MIN_SIDE}x{MIN_SIDE} (the SSIM window)")
-    if getattr(args, "iterations", None) is not None and args.iterations < 1:
-        raise UserInputError(f"--iterations must be at least 1, got {args.iterations}")
-    if getattr(args, "iterations", None) is not None and args.iterations > MAX_ITERATIONS:
-        raise UserInputError(f"--iterations {args.iterations} is more than a year of steps even at the fastest step "
+    if iterations is not None and iterations < 1:
+        raise UserInputError(f"--iterations must be at least 1, got {iterations}")
+    if iterations is not None and iterations > MAX_ITERATIONS:
+        raise UserInputError(f"--iterations {iterations} is more than a year of steps even at the fastest step "
                              f"measured (about 8 ms on an H200); use at most {MAX_ITERATIONS:.0e}")
-    if getattr(args, "track_every", 1) < 1:
+    if options.track_every < 1:
         raise UserInputError("--track-every must be at least 1")
-    if getattr(args, "checkpoint_every", None) is not None and args.checkpoint_every < 1:
-        raise UserInputError(f"--checkpoint-every must be at least 1, got {args.checkpoint_every}")
+    if options.checkpoint_every is not None and options.checkpoint_every < 1:
+        raise UserInputError(f"--checkpoint-every must be at least 1, got {options.checkpoint_every}")
 
 
-def task_class(args: argparse.Namespace) -> type:
-    """The task ``args.task`` names (after the shared checks)."""
+def record(options: RunOptions) -> dict[str, Any]:
+    """The options as one flat record under their flags' names: what the fingerprint and the number check read."""
+    from .methods.registry import flag_names
+
+    return options.record(flag_names())
+
+
+def task_class(options: RunOptions) -> type:
+    """The task ``options.task`` names (after the shared checks)."""
     from .tasks import TASKS
 
-    validate_common(args)
-    if args.task not in TASKS:
-        raise UserInputError(f"unknown task {args.task!r}; choose from {', '.join(TASKS)}")
-    return TASKS[args.task]
+    validate_common(options)
+    if options.task not in TASKS:
+        raise UserInputError(f"unknown task {options.task!r}; choose from {', '.join(TASKS)}")
+    return TASKS[options.task]
 
 
-def make_method(args: argparse.Namespace, task_cls: type) -> Any:
+def make_task(options: RunOptions, task_cls: type) -> Any:
+    """The task with its options (validated before any work)."""
+    return task_cls.from_options(**options.task_options)
+
+
+def make_method(options: RunOptions, task_cls: type) -> Any:
     """The method the options ask for, with the task's defaults underneath."""
     from .methods.registry import build_method, method_options
 
-    options = {key: getattr(args, key, None) for key in COMMON_METHOD_OPTIONS}
     declared = method_options()
-    options.update({option.name: getattr(args, option.dest, None) for option in declared})
-    options.update(seed=args.seed, device=args.device, precision=args.precision, progress=not args.no_progress,
-                   network=args.network or task_cls.network)
-    options.update(getattr(args, "method_extra", {}))
-    for key, value in recipe_options(args).items():  # the recipe's choices where the user made none
-        if options.get(key) is None:
-            options[key] = value
-    for key in rule_owned(args):  # options a stopping rule uses when the method has no such setting
-        options[key] = None
-    return build_method(args.method, options, task_cls.method_defaults.get(args.method), warn=warn,
+    given: dict[str, Any] = {"iterations": options.iterations, "lr": options.lr}
+    for option in declared:  # a flag the rules share (--ema, --es-window ...) is read from the rule's options
+        shared = option.dest in STOP_FIELDS
+        given[option.name] = getattr(options.stopping, option.dest) if shared else options.method_options.get(option.name)
+    given.update(seed=options.seed, device=options.device, precision=options.precision, progress=options.progress,
+                 network=options.network or task_cls.network)
+    given.update(options.extra_method_arguments)
+    for key, value in recipe_options(options).items():  # the recipe's choices where the user made none
+        if given.get(key) is None:
+            given[key] = value
+    for key in rule_owned(options):  # options a stopping rule uses when the method has no such setting
+        given[key] = None
+    return build_method(options.method, given, task_cls.method_defaults.get(options.method), warn=warn,
                         flags={option.name: option.option_string for option in declared})
 
 
-def recipe_options(args: argparse.Namespace) -> dict[str, Any]:
+STOP_FIELDS = frozenset(StopOptions.__dataclass_fields__)
+
+
+def recipe_options(options: RunOptions) -> dict[str, Any]:
     """What ``--recipe`` sets for this method and task (``aseqdip.recipes``)."""
     from .recipes import default_recipe, recipe_settings
 
-    task = getattr(args, "task", None)
     try:
-        return recipe_settings(getattr(args, "recipe", None) or default_recipe(task), task, args.method)
+        return recipe_settings(options.recipe or default_recipe(options.task), options.task, options.method)
     except ValueError as exc:
         raise UserInputError(f"--recipe: {exc}") from None
 
 
-def method_accepts(args: argparse.Namespace, key: str) -> bool:
+def method_accepts(method: str, key: str) -> bool:
     from .methods import METHODS
     from .methods.registry import method_parameters
 
-    return args.method in METHODS and key in method_parameters(METHODS[args.method])
+    return method in METHODS and key in method_parameters(METHODS[method])
 
 
-def rule_owned(args: argparse.Namespace) -> set[str]:
+def rule_owned(options: RunOptions) -> set[str]:
     """Method keyword arguments that --ema / --stop take over because the method itself has none
     (``auto`` counts as a rule that may use the noise level: what it means is resolved in the run's plan)."""
-    stop = getattr(args, "stop", "none")
+    stop = options.stopping.stop
     keys = {"ema"} | ({"window", "patience"} if stop == "wmv" else set()) | (
         {"sure_sigma"} if stop in ("sure", "discrepancy", "auto") else set())
-    return {k for k in keys if not method_accepts(args, k)}
+    return {k for k in keys if not method_accepts(options.method, k)}
 
 
-def output_rule(args: argparse.Namespace) -> Any:
+def output_rule(options: RunOptions) -> Any:
     """The stopping/output rule the options ask for (docs/stopping.md); ``auto`` stays ``auto``: the run's plan
     (:func:`aseqdip.plan.make_plan`) resolves it, falls back to the fixed budget when no noise level can be
     found, and records what auto chose (metrics.json -> ``stopping.auto``)."""
     from .outputrule import OutputRule
     from .physics.noise_level import from_255
 
-    stop = getattr(args, "stop", "none")
-    owned = rule_owned(args)
-    sigma = getattr(args, "sure_sigma", None)
-    options = {"stop": stop, "seed": args.seed,
-               "ema": args.ema if "ema" in owned else None,
-               "sigma": None if sigma is None else from_255(sigma),
-               "holdout": getattr(args, "holdout", None), "refit": getattr(args, "refit", None),
-               "every": getattr(args, "stop_every", None), "tau": getattr(args, "tau", None),
-               "window": getattr(args, "es_window", None) if stop == "wmv" else None,
-               "patience": (getattr(args, "es_patience", None) if stop == "wmv" else None)
-               or getattr(args, "stop_patience", None),
-               "noise": getattr(args, "sigma_from", None),
-               "observe": tuple(n.strip() for n in args.observe.split(",") if n.strip()) if getattr(
-                   args, "observe", None) else None}
-    return OutputRule(**{k: v for k, v in options.items() if v is not None})
+    rule = options.stopping
+    owned = rule_owned(options)
+    wmv = rule.stop == "wmv"
+    values = {"stop": rule.stop, "seed": options.seed,
+              "ema": rule.ema if "ema" in owned else None,
+              "sigma": None if rule.sure_sigma is None else from_255(rule.sure_sigma),
+              "holdout": rule.holdout, "refit": rule.refit, "every": rule.stop_every, "tau": rule.tau,
+              "window": rule.es_window if wmv else None,
+              "patience": (rule.es_patience if wmv else None) or rule.stop_patience,
+              "noise": rule.sigma_from, "observe": tuple(rule.observe) if rule.observe else None}
+    return OutputRule(**{k: v for k, v in values.items() if v is not None})
 
 
 def checkpoint_path(out: str | Path) -> Path:
@@ -138,7 +152,7 @@ def checkpoint_path(out: str | Path) -> Path:
     return out.parent / f".{out.name}.checkpoint.pt"
 
 
-def check_before_computing(args: argparse.Namespace) -> dict[str, Any]:
+def check_before_computing(options: RunOptions) -> dict[str, Any]:
     """The checks that need this machine and the file system; returns the run's fingerprint.
 
     Refused here, in one line, with nothing read or written: a device that is not there, an output folder
@@ -149,36 +163,36 @@ def check_before_computing(args: argparse.Namespace) -> dict[str, Any]:
     from .io.outputs import refuse_if_locked, remove_stale_staging
     from .preflight import check_device, check_out_name, check_output
 
-    check_device(args.device)
-    if not str(args.out).strip():
+    check_device(options.device)
+    if not str(options.out).strip():
         raise UserInputError("--out is empty; name a new folder for the results")
-    check_out_name(Path(args.out))
-    refuse_if_locked(args.out)
-    remove_stale_staging(args.out)
-    check_output(Path(args.out), overwrite=bool(getattr(args, "overwrite", False)),
-                 inputs=input_files(args).values())
-    fingerprint = run_fingerprint(args)
-    checkpoint = checkpoint_path(args.out)
-    if checkpoint.exists() and not getattr(args, "resume", False):
-        raise UserInputError(f"a checkpoint of an earlier run into --out {args.out} is at {checkpoint}: add --resume "
+    out = Path(options.out)
+    check_out_name(out)
+    refuse_if_locked(out)
+    remove_stale_staging(out)
+    flat = record(options)
+    check_output(out, overwrite=options.overwrite, inputs=input_files(flat).values())
+    fingerprint = run_fingerprint(flat)
+    checkpoint = checkpoint_path(out)
+    if checkpoint.exists() and not options.resume:
+        raise UserInputError(f"a checkpoint of an earlier run into --out {out} is at {checkpoint}: add --resume "
                              f"to continue it, or delete that file to start afresh")
-    if getattr(args, "resume", False) and checkpoint.exists():
+    if options.resume and checkpoint.exists():
         check_match(checkpoint, read_checkpoint(checkpoint), "fingerprint", fingerprint)
     return fingerprint
 
 
-def check_problem(args: argparse.Namespace, problem: Any) -> None:
+def check_problem(options: RunOptions, problem: Any) -> None:
     """Refuse a problem whose image is below the SSIM window (when it is scored) or too large for memory."""
     from .preflight import check_image_size
 
     height, width = problem.x0.shape[-2:]
-    what = getattr(args, "image", None) or "the image"
-    check_image_size(int(height), int(width), f"{what} (as reconstructed)", args.device,
+    what = options.image or "the image"
+    check_image_size(int(height), int(width), f"{what} (as reconstructed)", options.device,
                      minimum=problem.x_true is not None)
 
 
-def solve(args: argparse.Namespace, method: Any, problem: Any, callbacks: Sequence[Any] = (),
-          **saving: Any) -> Any:
+def solve(options: RunOptions, method: Any, problem: Any, callbacks: Sequence[Any] = (), **saving: Any) -> Any:
     """Reconstruct ``problem`` with ``method`` under the options' output rule; refuse a non-finite image.
 
     The one call into :func:`aseqdip.rules.reconstruct` of a command: the oracle monitor and score when the
@@ -189,9 +203,9 @@ def solve(args: argparse.Namespace, method: Any, problem: Any, callbacks: Sequen
 
     from .rules import reconstruct
 
-    result = reconstruct(method, problem.y, problem.physics, output_rule(args), x0=problem.x0,
+    result = reconstruct(method, problem.y, problem.physics, output_rule(options), x0=problem.x0,
                          monitor=problem.psnr if problem.x_true is not None else None,
-                         callbacks=callbacks, track_every=args.track_every,
+                         callbacks=callbacks, track_every=options.track_every,
                          score=problem.metrics if problem.x_true is not None else None,
                          hints=problem.hints, **saving)
     if not bool(torch.isfinite(result.image).all()):  # methods outside the loop (cs, fbp) end here too
@@ -213,9 +227,9 @@ def realised_noise_of(problem: Any) -> float:
     return realised_noise(problem.physics, problem.y, problem.x_true, measured_entries(problem.physics, problem.y))
 
 
-def solve_and_save(args: argparse.Namespace, method: Any, problem: Any, extra: dict[str, Any],
+def solve_and_save(options: RunOptions, method: Any, problem: Any, extra: dict[str, Any],
                    fingerprint: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Reconstruct ``problem`` with ``method`` and write the run's files into ``args.out`` (as a whole).
+    """Reconstruct ``problem`` with ``method`` and write the run's files into ``options.out`` (as a whole).
 
     ``fingerprint`` is :func:`check_before_computing`'s (taken here when not given); it goes into
     ``metrics.json`` and the checkpoints.
@@ -226,30 +240,29 @@ def solve_and_save(args: argparse.Namespace, method: Any, problem: Any, extra: d
     from .report import save_run
 
     if fingerprint is None:
-        fingerprint = check_before_computing(args)
-    check_problem(args, problem)
-    warm = start_and_keep(args, method)
+        fingerprint = check_before_computing(options)
+    check_problem(options, problem)
+    warm = start_and_keep(options, method)
     saving: dict[str, Any] = {}
-    every = getattr(args, "checkpoint_every", None)
-    if every is not None or getattr(args, "resume", False):
-        saving = {"checkpoint": checkpoint_path(args.out), "checkpoint_every": every or 500,
-                  "resume": bool(getattr(args, "resume", False)), "checkpoint_fingerprint": fingerprint}
+    if options.checkpoint_every is not None or options.resume:
+        saving = {"checkpoint": checkpoint_path(options.out), "checkpoint_every": options.checkpoint_every or 500,
+                  "resume": options.resume, "checkpoint_fingerprint": fingerprint}
     try:
-        with OutputLock(args.out):  # a second run for this --out is refused before it computes
-            result = solve(args, method, problem, callbacks=[] if warm is None else [warm], **saving)
-            with StagedOutput(args.out, replace=bool(getattr(args, "overwrite", False))) as out:
+        with OutputLock(options.out):  # a second run for this --out is refused before it computes
+            result = solve(options, method, problem, callbacks=[] if warm is None else [warm], **saving)
+            with StagedOutput(options.out, replace=options.overwrite) as out:
                 metrics = save_run(out, problem, method.name, result.hyperparameters or method.hyperparameters(), result,
-                                   extra={**extra, "recipe": recipe_record(args), "fingerprint": fingerprint,
-                                          **({"init": str(args.init)} if getattr(args, "init", None) else {})})
-                if getattr(args, "save_weights", False) and warm is not None and warm.final is not None:
+                                   extra={**extra, "recipe": recipe_record(options), "fingerprint": fingerprint,
+                                          **({"init": str(options.init)} if options.init else {})})
+                if options.save_weights and warm is not None and warm.final is not None:
                     save_weights(out.path(WEIGHTS_FILE), warm.final,
                                  {"method": method.name, "hyperparameters": metrics["hyperparameters"],
                                   "task": problem.task, "image_shape": metrics["image_shape"]})
     except NonFiniteError as exc:
-        exc.kept = kept_note(args, bool(saving), diverged=True)
+        exc.kept = kept_note(options.out, bool(saving), diverged=True)
         raise
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted; {kept_note(args, bool(saving))}") from None
+        raise Interrupted(f"interrupted; {kept_note(options.out, bool(saving))}") from None
     if saving:
         saving["checkpoint"].unlink(missing_ok=True)  # the results are in place: the checkpoint has done its job
     return metrics
@@ -258,7 +271,7 @@ def solve_and_save(args: argparse.Namespace, method: Any, problem: Any, extra: d
 WEIGHTS_FILE = "weights.pt"  # a run's final network weights and input, written with --save-weights
 
 
-def start_and_keep(args: argparse.Namespace, method: Any) -> Any:
+def start_and_keep(options: RunOptions, method: Any) -> Any:
     """The warm start of ``--init`` (an earlier run's folder or its weights file) and/or the capture of the final
     weights for ``--save-weights``; None when neither is asked. A bad file is refused before any computation.
 
@@ -267,7 +280,7 @@ def start_and_keep(args: argparse.Namespace, method: Any) -> Any:
     threw a fitted network from 22.94 to 11.45 dB in one step (tests/test_init.py's image)."""
     from .engine.warm import WarmStart, load_weights
 
-    init, keep = getattr(args, "init", None), bool(getattr(args, "save_weights", False))
+    init, keep = options.init, options.save_weights
     if not init and not keep:
         return None
     if not hasattr(method, "build_network"):
@@ -286,17 +299,16 @@ def start_and_keep(args: argparse.Namespace, method: Any) -> Any:
     return WarmStart(start, optimizer=same_method or (start is None and keep))
 
 
-def recipe_record(args: argparse.Namespace) -> dict[str, Any]:
+def recipe_record(options: RunOptions) -> dict[str, Any]:
     """metrics.json's record of the recipe: its name and what it set (the user's own options overrode it)."""
     from .recipes import default_recipe
 
-    return {"name": getattr(args, "recipe", None) or default_recipe(getattr(args, "task", None)),
-            "set": recipe_options(args)}
+    return {"name": options.recipe or default_recipe(options.task), "set": recipe_options(options)}
 
 
-def kept_note(args: argparse.Namespace, checkpointing: bool, diverged: bool = False) -> str:
-    """What a run that stopped early (interrupted, or ``diverged``) left on disk, and how to go on."""
-    checkpoint = checkpoint_path(args.out)
+def kept_note(out: str | Path, checkpointing: bool, diverged: bool = False) -> str:
+    """What a run into ``out`` that stopped early (interrupted, or ``diverged``) left on disk, and how to go on."""
+    checkpoint = checkpoint_path(out)
     if checkpointing and checkpoint.exists():
         if diverged:
             return f"no results were written; the checkpoint {checkpoint}, from before that step, is kept"
@@ -307,39 +319,43 @@ def kept_note(args: argparse.Namespace, checkpointing: bool, diverged: bool = Fa
     return "nothing was written (--checkpoint-every M saves a run that --resume can continue)"
 
 
-def run_simulated(args: argparse.Namespace) -> dict[str, Any]:
+def run_simulated(options: RunOptions) -> dict[str, Any]:
     """``aseqdip run``: simulate a measurement from a clean image, reconstruct it, write the results."""
     from .preflight import check_image_size
 
-    task_cls = task_class(args)
-    task = task_cls.from_args(args)  # validates the task's options before any work
-    method = make_method(args, task_cls)
-    fingerprint = check_before_computing(args)
-    if args.size is not None:
-        check_image_size(args.size, args.size, f"--size {args.size}", args.device)
-    x = task.load(args.image, size=args.size)
-    check_image_size(int(x.shape[-2]), int(x.shape[-1]), args.image, args.device)
-    problem = task.simulate(x, seed=args.seed)
-    return solve_and_save(args, method, problem, {"image": args.image, "size": args.size}, fingerprint)
+    task_cls = task_class(options)
+    task = make_task(options, task_cls)  # validates the task's options before any work
+    method = make_method(options, task_cls)
+    fingerprint = check_before_computing(options)
+    if options.image is None:
+        raise UserInputError("aseqdip run simulates from a clean image: give --image")
+    if options.size is not None:
+        check_image_size(options.size, options.size, f"--size {options.size}", options.device)
+    x = task.load(options.image, size=options.size)
+    check_image_size(int(x.shape[-2]), int(x.shape[-1]), options.image, options.device)
+    problem = task.simulate(x, seed=options.seed)
+    return solve_and_save(options, method, problem, {"image": options.image, "size": options.size}, fingerprint)
 
 
-def run_measured(args: argparse.Namespace) -> dict[str, Any]:
+def run_measured(options: RunOptions) -> dict[str, Any]:
     """``aseqdip reconstruct``: reconstruct measured data (k-space, sinogram), write the results."""
-    task_cls = task_class(args)
-    method = make_method(args, task_cls)
-    fingerprint = check_before_computing(args)
-    problem = task_cls.from_measurement(args)
-    return solve_and_save(args, method, problem, {}, fingerprint)
+    task_cls = task_class(options)
+    method = make_method(options, task_cls)
+    fingerprint = check_before_computing(options)
+    problem = task_cls.from_measurement(seed=options.seed, **options.task_options)
+    return solve_and_save(options, method, problem, {}, fingerprint)
 
 
-def execute(args: argparse.Namespace) -> dict[str, Any]:
-    """Run ``args.command`` (``run`` or ``reconstruct``) and return its metrics."""
-    return run_simulated(args) if args.command == "run" else run_measured(args)
+def execute(options: RunOptions) -> dict[str, Any]:
+    """Run ``options.command`` (``run`` or ``reconstruct``) and return its metrics."""
+    if options.command == "volume":
+        raise ValueError("a volume runs through aseqdip.volume.run_volume, not execute")
+    return run_simulated(options) if options.command == "run" else run_measured(options)
 
 
-def check_options(args: argparse.Namespace) -> None:
+def check_options(options: RunOptions) -> None:
     """Build the task and the method the options ask for, without reading data or computing anything."""
-    task_cls = task_class(args)
-    if args.command == "run":
-        task_cls.from_args(args)
-    make_method(args, task_cls)
+    task_cls = task_class(options)
+    if options.command == "run":
+        make_task(options, task_cls)
+    make_method(options, task_cls)

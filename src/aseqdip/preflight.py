@@ -11,12 +11,12 @@ Each check raises :class:`~aseqdip.errors.UserInputError` and leaves the file sy
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from .errors import UserInputError
 from .fingerprint import option_name
@@ -31,9 +31,10 @@ BYTES_PER_PIXEL = 4096
 RUN_SUMMARIES = ("metrics.json", "volume.json")
 
 
-def check_numbers(args: argparse.Namespace) -> None:
-    """Refuse NaN or infinite values in any numeric option (``--lr nan``, ``--lam inf``, ``--hu-window inf 1``)."""
-    for key, value in vars(args).items():
+def check_numbers(options: Mapping[str, Any]) -> None:
+    """Refuse NaN or infinite values in any numeric option (``--lr nan``, ``--lam inf``, ``--hu-window inf 1``) of
+    a flat record of options (:meth:`aseqdip.options.RunOptions.record`)."""
+    for key, value in options.items():
         values = value if isinstance(value, (list, tuple)) else [value]
         for v in values:
             if isinstance(v, float) and not math.isfinite(v):

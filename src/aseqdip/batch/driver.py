@@ -9,7 +9,6 @@ that is not a batch's folder is not written into.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ from typing import Any
 from .. import pipeline
 from ..errors import Interrupted, UserInputError
 from ..fingerprint import describe_difference, first_difference, run_fingerprint
+from ..options import RunOptions
 from .executors import ray_session, run_on_ray, run_serial
 from .ledger import Ledger
 from .studies import find_studies, find_volumes
@@ -46,7 +46,7 @@ class BatchSummary:
 
 
 def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str] = (), *,
-              parser: argparse.ArgumentParser, executor: str = "ray", address: str | None = None,
+              read_options: Callable[[Sequence[str]], RunOptions], executor: str = "ray", address: str | None = None,
               cpus_per_study: int | None = None, gpus_per_study: float = 0, retries: int = 2,
               checkpoint_every: int | None = None, progress: bool = True, volumes: bool = False,
               describe_error: Callable[[str], str] | None = None) -> BatchSummary:
@@ -54,8 +54,9 @@ def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str
 
     ``options`` are options of ``aseqdip run`` (``reconstruct`` for fastMRI files) shared by all studies,
     or with ``volumes`` options of ``aseqdip volume``, each volume (series, NIfTI, ...) one study;
-    ``parser`` reads them (``aseqdip.cli.build_parser()``: the command's own grammar, passed in so that
-    the batch does not import the command line). ``describe_error`` says a failed study's error in the
+    ``read_options`` turns a study's command line into its options (``aseqdip.cli.options_from_argv``: the
+    command's own grammar, passed in so that the batch does not import the command line; a module-level
+    function, so that it travels to Ray workers by reference). ``describe_error`` says a failed study's error in the
     command's terms in results.csv (``aseqdip.cli.in_command_terms``; the library's own terms without it).
     """
     if executor not in EXECUTORS:
@@ -75,8 +76,8 @@ def run_batch(task: str, input_spec: str, out: str | Path, options: Sequence[str
     threads = cpus_per_study or (1 if executor == "ray" else os.cpu_count() or 1)
     jobs = [StudyJob(s, task, tuple(options), out, threads, checkpoint_every, describe_error=describe_error)
             for s in found.studies]
-    check_options(jobs, parser)
-    jobs = [job.parsed(parser) for job in jobs]
+    check_options(jobs, read_options)
+    jobs = [job.parsed(read_options) for job in jobs]
 
     ledger = Ledger(out)
     check_same_job(jobs, ledger)
@@ -134,7 +135,7 @@ def check_same_job(jobs: Sequence[StudyJob], ledger: Ledger) -> None:
     from ..engine.checkpoint import read_checkpoint
 
     for job in jobs:
-        assert job.args is not None
+        assert job.run is not None
         where = ledger.out / job.study.id
         checkpoint = pipeline.checkpoint_path(where)
         if ledger.is_done(job.study.id):
@@ -146,7 +147,7 @@ def check_same_job(jobs: Sequence[StudyJob], ledger: Ledger) -> None:
         if saved is None:
             raise UserInputError(f"{where} records no fingerprint (an older aseqdip's?), so it cannot be matched "
                                  f"to this batch; choose a new --out")
-        current = run_fingerprint(job.args)
+        current = run_fingerprint(pipeline.record(job.run))
         key = first_difference(saved, current)
         if key is not None:
             what = describe_difference(key, saved, current, label, "this batch")
@@ -154,7 +155,7 @@ def check_same_job(jobs: Sequence[StudyJob], ledger: Ledger) -> None:
                                  f"was made with, or choose a new --out")
 
 
-def check_options(jobs: Sequence[StudyJob], parser: argparse.ArgumentParser) -> None:
+def check_options(jobs: Sequence[StudyJob], read_options: Callable[[Sequence[str]], RunOptions]) -> None:
     """Parse and build one study of each kind (image, k-space) without running it."""
     for option in jobs[0].options if jobs else ():
         if option.split("=", 1)[0] == "--overwrite":
@@ -169,15 +170,15 @@ def check_options(jobs: Sequence[StudyJob], parser: argparse.ArgumentParser) -> 
         kinds.setdefault(job.study.kind, job)
     for kind, job in kinds.items():
         try:
-            args = parser.parse_args(job.argv())
+            options = read_options(job.argv())
         except UserInputError as exc:
             raise UserInputError(f"{exc} (for {KIND_OPTIONS[kind]})") from None
         if kind == "volume":
             from ..volume import task_and_method
 
-            task_and_method(args)
+            task_and_method(options)
         else:
-            pipeline.check_options(args)
+            pipeline.check_options(options)
 
 
 KIND_OPTIONS = {"image": "images (options of 'aseqdip run')",

@@ -9,16 +9,16 @@ checkpoint beside the study's output lets a retried attempt continue where the l
 
 from __future__ import annotations
 
-import argparse
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .. import pipeline
 from ..errors import NonFiniteError, UserInputError
+from ..options import RunOptions
 from .ledger import Ledger
 from .studies import Study
 
@@ -33,7 +33,7 @@ class StudyJob:
     out: Path  # the batch's output folder
     threads: int = 1
     checkpoint_every: int | None = None
-    args: argparse.Namespace | None = None  # argv() parsed by the driver (plain values: it travels to Ray workers)
+    run: RunOptions | None = None  # argv() read by the driver (plain values: it travels to Ray workers)
     # says a library error in the command's terms (flags for parameter names: aseqdip.cli.in_command_terms);
     # a module-level function, so that it travels to Ray workers by reference
     describe_error: Callable[[str], str] | None = None
@@ -52,16 +52,16 @@ class StudyJob:
         saving = ["--checkpoint-every", str(self.checkpoint_every), "--resume"] if self.checkpoint_every else []
         return [*head, *self.options, *saving, "--no-progress", "--out", dest]
 
-    def parsed(self, parser: argparse.ArgumentParser) -> StudyJob:
-        """This job with its options parsed by ``parser`` (the ``aseqdip`` command's)."""
-        return replace(self, args=parser.parse_args(self.argv()))
+    def parsed(self, read_options: Callable[[Sequence[str]], RunOptions]) -> StudyJob:
+        """This job with its options read by ``read_options`` (``aseqdip.cli.options_from_argv``)."""
+        return replace(self, run=read_options(self.argv()))
 
 
 def run_study(job: StudyJob) -> dict[str, Any]:
     """Reconstruct one study and return its record (status ``done`` or ``failed``)."""
     import torch
 
-    if job.args is None:
+    if job.run is None:
         raise ValueError("a StudyJob runs once its options are parsed (StudyJob.parsed)")
     ledger = Ledger(job.out)
     attempt = ledger.count_attempt(job.study.id)
@@ -70,12 +70,12 @@ def run_study(job: StudyJob) -> dict[str, Any]:
     start = time.perf_counter()
     base = {"study": job.study.id, "source": job.study.describe(), "attempts": attempt, "node": _node()}
     try:
-        if job.args.command == "volume":
+        if job.run.command == "volume":
             from ..volume import run_volume
 
-            metrics = run_volume(job.args)
+            metrics = run_volume(job.run)
         else:
-            metrics = pipeline.execute(job.args)
+            metrics = pipeline.execute(job.run)
     except (UserInputError, NonFiniteError) as exc:
         said = job.describe_error(str(exc)) if job.describe_error is not None else str(exc)
         return {**base, "status": "failed", "error": said, "wall_seconds": time.perf_counter() - start}

@@ -99,6 +99,11 @@ def method_options() -> list[Option]:
     return list(seen.values())
 
 
+def flag_names() -> dict[str, str]:
+    """A method option's keyword -> its flag's name without dashes, where they differ (``window`` -> ``es_window``)."""
+    return {option.name: option.dest for option in method_options() if option.name != option.dest}
+
+
 def method_parameters(cls: type[Any]) -> set[str]:
     """Keyword arguments a method accepts (its own and DIPMethod's)."""
     names: set[str] = set()

@@ -6,11 +6,10 @@ the benchmark and the tests all go through the registry, so a new task is one mo
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -18,6 +17,9 @@ from ..errors import UserInputError
 from ..metrics import psnr, ssim
 from ..physics.defaults import first_estimate
 from ..physics.hints import MeasurementHints
+
+if TYPE_CHECKING:  # the tasks declare their flags; only the command line parses them
+    import argparse
 
 
 def clip01(x: torch.Tensor) -> torch.Tensor:
@@ -65,7 +67,7 @@ class Problem:
 
 
 class Task:
-    """Base class: override ``add_arguments``, ``from_args`` and ``simulate``."""
+    """Base class: override ``add_arguments``, ``from_options`` and ``simulate``."""
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
@@ -78,7 +80,9 @@ class Task:
         """Add this task's CLI options (with default None: the task's own defaults apply)."""
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> Task:
+    def from_options(cls, **options: Any) -> Task:
+        """The task with the options given by keyword (None: the task's default). Every task's options may be
+        passed (a command line holds them all): a task takes those it knows and ignores the others."""
         raise NotImplementedError
 
     @classmethod
@@ -86,8 +90,9 @@ class Task:
         """Options of ``aseqdip reconstruct`` for measured data (e.g. --kspace, --sinogram); default None."""
 
     @classmethod
-    def from_measurement(cls, args: argparse.Namespace) -> Problem:
-        """A problem from measured data (no ground truth unless the file holds a reference)."""
+    def from_measurement(cls, **options: Any) -> Problem:
+        """A problem from measured data named by keyword (``kspace=``, ``sinogram=`` ...; ``seed`` draws what
+        is drawn), with no ground truth unless the file holds a reference; other options are ignored."""
         raise UserInputError(f"task {cls.name} cannot reconstruct from measured data; use 'aseqdip run'")
 
     def load(self, spec: str, size: int | None = None) -> torch.Tensor:

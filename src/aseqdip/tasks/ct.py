@@ -10,10 +10,10 @@ and its angles instead.
 
 from __future__ import annotations
 
-import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ from ..io.images import load_npy
 from ..physics.ct import MU_AT_ONE_PER_CM, detector_count, equispaced_angles, postlog_with_photon_noise, tomography
 from ..physics.hints import MeasurementHints
 from .base import Problem, Task
+
+if TYPE_CHECKING:  # the tasks declare their flags; only the command line parses them
+    import argparse
 
 # field of view assumed for images without a pixel size (PNG/NPY), for the photon-noise model only
 DEFAULT_FOV_MM = 400.0
@@ -78,9 +81,10 @@ class CT(Task):
         cls._add_window(group)
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> CT:
-        return cls(views=18 if args.views is None else args.views, photons=args.photons,
-                   window=tuple(args.hu_window) if args.hu_window is not None else CT_WINDOW)
+    def from_options(cls, *, views: int | None = None, photons: float | None = None,
+                     hu_window: Sequence[float] | None = None, **other_tasks: Any) -> CT:
+        return cls(views=18 if views is None else views, photons=photons,
+                   window=tuple(hu_window) if hu_window is not None else CT_WINDOW)
 
     @classmethod
     def add_reconstruct_arguments(cls, group: argparse._ArgumentGroup) -> None:
@@ -153,20 +157,22 @@ class CT(Task):
 
     # ---- measured data ------------------------------------------------------------------------
     @classmethod
-    def from_measurement(cls, args: argparse.Namespace) -> Problem:
-        if args.sinogram is None or args.angles_file is None:
+    def from_measurement(cls, *, sinogram: str | None = None, angles_file: str | None = None,
+                         reference: str | None = None, hu_window: Sequence[float] | None = None,
+                         **other: Any) -> Problem:
+        if sinogram is None or angles_file is None:
             raise UserInputError("the ct task reconstructs a measured sinogram: give --sinogram FILE.npy "
                                  "and --angles-file FILE")
-        angles = read_angles(args.angles_file)
-        sino = read_sinogram(args.sinogram, len(angles), args.angles_file)
-        task = cls(views=len(angles), window=tuple(args.hu_window) if args.hu_window is not None else CT_WINDOW)
+        angles = read_angles(angles_file)
+        sino = read_sinogram(sinogram, len(angles), angles_file)
+        task = cls(views=len(angles), window=tuple(hu_window) if hu_window is not None else CT_WINDOW)
         x_true = None
-        if args.reference is not None:
-            x_true = task.load(args.reference)
+        if reference is not None:
+            x_true = task.load(reference)
             width = x_true.shape[-1]
             if detector_count(width) < sino.shape[0]:
                 raise UserInputError(f"--reference is {width}x{width}, whose sinogram has {detector_count(width)} "
-                                     f"detector cells, fewer than the {sino.shape[0]} of {args.sinogram}")
+                                     f"detector cells, fewer than the {sino.shape[0]} of {sinogram}")
         else:
             width = smallest_width(sino.shape[0])
         missing = detector_count(width) - sino.shape[0]
@@ -174,7 +180,7 @@ class CT(Task):
         physics = tomography(width, torch.from_numpy(angles.astype(np.float32)))
         problem = task.make_problem(physics, y, x_true, measurement_label="fbp")
         problem.settings.update(detectors=int(sino.shape[0]), detectors_zero_padded=int(missing), image_width=width,
-                                sinogram=args.sinogram, angles_file=args.angles_file, reference=args.reference)
+                                sinogram=sinogram, angles_file=angles_file, reference=reference)
         return problem
 
 

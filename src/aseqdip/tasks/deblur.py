@@ -16,13 +16,15 @@ our images are on [0, 1], so the noise added is ``noise / 2`` (0.025 by default)
 
 from __future__ import annotations
 
-import argparse
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
 from ..physics.blur import KERNELS, blur_kernel, gaussian_sigma, linear_blur, saturated_blur
 from .base import Problem, Task
+
+if TYPE_CHECKING:  # the tasks declare their flags; only the command line parses them
+    import argparse
 
 BLURS = ("nonlinear", "motion", "gaussian")
 
@@ -72,18 +74,22 @@ class Deblur(Task):
                            help="deblur: sensor white level of --blur nonlinear, linear units (default 0.9)")
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> Deblur:
-        blur = args.blur or "nonlinear"
-        if args.blur_model is not None:
-            for opt in ("kernel_size", "kernel_type", "blur_sigma", "white_level"):
-                cls.check(getattr(args, opt) is None,
+    def from_options(cls, *, blur: str | None = None, kernel_size: int | None = None, noise: float | None = None,
+                     blur_model: str | None = None, kernel_type: str | None = None, blur_sigma: float | None = None,
+                     white_level: float | None = None, **other_tasks: Any) -> Deblur:
+        blur = blur or "nonlinear"
+        if blur_model is not None:
+            kernel_options = {"kernel_size": kernel_size, "kernel_type": kernel_type, "blur_sigma": blur_sigma,
+                              "white_level": white_level}
+            for opt, value in kernel_options.items():
+                cls.check(value is None,
                           f"--{opt.replace('_', '-')} does not apply with --blur-model (the network's code sets the blur)")
-        if args.kernel_type is not None:
+        if kernel_type is not None:
             cls.check(blur == "nonlinear", f"--kernel-type applies to --blur nonlinear; --blur {blur} sets the kernel")
-        return cls(blur=blur, kernel_size=31 if args.kernel_size is None else args.kernel_size,
-                   noise=0.05 if args.noise is None else args.noise, blur_model=args.blur_model,
-                   kernel_type=args.kernel_type or "motion", blur_sigma=args.blur_sigma,
-                   white_level=0.9 if args.white_level is None else args.white_level)
+        return cls(blur=blur, kernel_size=31 if kernel_size is None else kernel_size,
+                   noise=0.05 if noise is None else noise, blur_model=blur_model,
+                   kernel_type=kernel_type or "motion", blur_sigma=blur_sigma,
+                   white_level=0.9 if white_level is None else white_level)
 
     @property
     def sigma01(self) -> float:

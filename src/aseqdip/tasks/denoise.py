@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import deepinv as dinv
 import torch
 
 from .base import Problem, Task
+
+if TYPE_CHECKING:  # the tasks declare their flags; only the command line parses them
+    import argparse
 
 
 class Denoise(Task):
@@ -26,8 +28,8 @@ class Denoise(Task):
                            help="noise std on the 0-255 scale (denoise: default 25, paper 15/30; inpaint: default 0)")
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> Denoise:
-        return cls(sigma=25.0 if args.sigma is None else args.sigma)
+    def from_options(cls, *, sigma: float | None = None, **other_tasks: Any) -> Denoise:
+        return cls(sigma=25.0 if sigma is None else sigma)
 
     def settings(self) -> dict[str, Any]:
         return {"sigma": self.sigma, "sigma_01": self.sigma / 255.0}

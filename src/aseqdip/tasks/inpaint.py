@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import deepinv as dinv
 import torch
 
 from ..physics.masks import box_hole_mask
 from .base import Problem, Task
+
+if TYPE_CHECKING:  # the tasks declare their flags; only the command line parses them
+    import argparse
 
 MASKS = ("box", "random")
 
@@ -35,10 +37,10 @@ class Inpaint(Task):
                            help="inpaint: fraction of pixels missing for --mask random (default 0.5)")
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> Inpaint:
-        return cls(mask=args.mask or "box", hiar=0.25 if args.hiar is None else args.hiar,
-                   missing=0.5 if args.missing is None else args.missing,
-                   sigma=0.0 if getattr(args, "sigma", None) is None else args.sigma)
+    def from_options(cls, *, mask: str | None = None, hiar: float | None = None, missing: float | None = None,
+                     sigma: float | None = None, **other_tasks: Any) -> Inpaint:
+        return cls(mask=mask or "box", hiar=0.25 if hiar is None else hiar, missing=0.5 if missing is None else missing,
+                   sigma=0.0 if sigma is None else sigma)
 
     def settings(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mask": self.mask_kind, "sigma": self.sigma}

@@ -15,9 +15,8 @@ whole image when smaller), as fastMRI evaluates.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import deepinv as dinv
 import numpy as np
@@ -44,6 +43,9 @@ from ..physics.mri_masks import (
     default_center_fraction,
 )
 from .base import Problem, Task
+
+if TYPE_CHECKING:  # the tasks declare their flags; only the command line parses them
+    import argparse
 
 ESPIRIT_MAX_CALIB = 24  # sigpy's and deepinv's default calibration width
 ESPIRIT_MIN_CALIB = 8  # with ESPIRiT's 6x6 kernel, fewer lines give no usable calibration matrix
@@ -108,11 +110,10 @@ class MRI(Task):
         group.add_argument("--coils", type=int, default=None, help="mri: simulated receive coils (default 15)")
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> MRI:
-        return cls(acceleration=4.0 if args.acceleration is None else args.acceleration,
-                   coils=15 if getattr(args, "coils", None) is None else args.coils,
-                   sampling=args.sampling or "random", center_fraction=args.center_fraction,
-                   sigma=0.0 if getattr(args, "sigma", None) is None else args.sigma)
+    def from_options(cls, *, acceleration: float | None = None, coils: int | None = None, sampling: str | None = None,
+                     center_fraction: float | None = None, sigma: float | None = None, **other_tasks: Any) -> MRI:
+        return cls(acceleration=4.0 if acceleration is None else acceleration, coils=15 if coils is None else coils,
+                   sampling=sampling or "random", center_fraction=center_fraction, sigma=0.0 if sigma is None else sigma)
 
     @classmethod
     def add_reconstruct_arguments(cls, group: argparse._ArgumentGroup) -> None:
@@ -187,19 +188,24 @@ class MRI(Task):
 
     # ---- measured k-space: fastMRI, ISMRMRD/MRD or Siemens twix -------------------------------------
     @classmethod
-    def from_measurement(cls, args: argparse.Namespace) -> Problem:
+    def from_measurement(cls, *, kspace: str | None = None, slice: int | None = None, maps: str | None = None,
+                         no_prewhiten: bool = False, acceleration: float | None = None, sampling: str | None = None,
+                         center_fraction: float | None = None, seed: int = 0, **other: Any) -> Problem:
+        """The problem of slice ``slice`` (default the middle) of the measured k-space file ``kspace``; a fully
+        sampled file is undersampled here (``acceleration``, ``sampling``, ``center_fraction``, mask drawn with
+        ``seed``); ``maps`` a .npy of coil maps (default ESPIRiT); ``no_prewhiten`` keeps the coils as recorded."""
         from ..io.raw_mri import read_measured_kspace
 
-        if not getattr(args, "kspace", None):
+        if not kspace:
             raise UserInputError("the mri task reconstructs measured k-space: give --kspace FILE (fastMRI .h5, "
                                  "ISMRMRD/MRD .h5 or Siemens twix .dat)")
-        task = cls(acceleration=4.0 if args.acceleration is None else args.acceleration,
-                   sampling=args.sampling or "random", center_fraction=args.center_fraction)
-        data = read_measured_kspace(args.kspace, args.slice, prewhiten_data=not getattr(args, "no_prewhiten", False))
+        task = cls(acceleration=4.0 if acceleration is None else acceleration, sampling=sampling or "random",
+                   center_fraction=center_fraction)
+        data = read_measured_kspace(kspace, slice, prewhiten_data=not no_prewhiten)
         slice_index = data.slice_index
         coils, h, w = data.kspace.shape
         full = dinv.physics.MultiCoilMRI.from_torch_complex(data.kspace[None])  # (1, 2, coils, H, W)
-        settings: dict[str, Any] = {"kspace_file": str(args.kspace), "slice": slice_index, "slices": data.n_slices,
+        settings: dict[str, Any] = {"kspace_file": str(kspace), "slice": slice_index, "slices": data.n_slices,
                                     "coils": coils, "kspace_shape": [h, w]}
         settings.update(data.facts)
         acquired_columns = data.measured.amax(dim=0)
@@ -209,7 +215,7 @@ class MRI(Task):
             settings.update(sampling="from the file", sampled_lines=lines, total_lines=w,
                             acceleration_realised=round(w / max(lines, 1), 4))
         else:
-            drawn = task.draw_mask(h, w, args.seed)
+            drawn = task.draw_mask(h, w, seed)
             mask, fully_sampled = drawn.mask * data.measured, True
             settings.update({k: v for k, v in task.settings().items() if k not in ("coils", "sigma")})
             settings.update(drawn.settings())
@@ -218,9 +224,10 @@ class MRI(Task):
                 settings.update(sampled_lines=lines, acceleration_realised=round(w / max(lines, 1), 4))
         y = full * mask
         columns = mask[h // 2]
-        if args.maps is not None:
-            maps = _load_maps(args.maps, (coils, h, w))
-            settings["maps"] = f"from {args.maps}"
+        if maps is not None:
+            maps_file = maps
+            maps = _load_maps(maps_file, (coils, h, w))
+            settings["maps"] = f"from {maps_file}"
             if data.whitening is not None:
                 maps = _whiten_maps(maps, data.whitening)
                 settings["maps"] += ", prewhitened like the data (L^{-1} S, normalised to sum |S|^2 = 1)"
@@ -239,7 +246,7 @@ class MRI(Task):
         with torch.no_grad():
             scale = float(magnitude(physics.A_adjoint(y)).max())  # from the measured data only
         if not scale > 0:
-            raise UserInputError(f"{args.kspace}: the measured k-space of slice {slice_index} is all zero")
+            raise UserInputError(f"{kspace}: the measured k-space of slice {slice_index} is all zero")
         y, full = y / scale, full / scale
         settings["kspace_scale"] = scale
         noise_sigma = _record_noise(settings, data, scale)

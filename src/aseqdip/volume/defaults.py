@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import copy
 from typing import Any
 
 from ..errors import UserInputError
+from ..options import RunOptions, VolumeOptions
 
 VOLUME_TASKS = ("mri", "ct", "denoise")
 # The warm-start defaults, chosen on a tuning pseudo-volume only (benchmarks/volume_tuning.py: pydicom's
@@ -70,74 +70,77 @@ WARM_FRACTION = 1.0
 WARM_FRACTION_FIXED = 0.2
 
 
-def check_options(args: argparse.Namespace, method: Any) -> None:
+def check_options(options: RunOptions, method: Any) -> None:
     """Refuse volume options that cannot apply (before anything is read or computed)."""
     from ..methods.base import DIPMethod
 
-    if args.warm_mix is not None and not 0.0 <= args.warm_mix <= 1.0:
-        raise UserInputError(f"--warm-mix must lie in [0, 1], got {args.warm_mix:g}")
-    if args.task not in VOLUME_TASKS:
+    v = volume_options(options)
+    if v.warm_mix is not None and not 0.0 <= v.warm_mix <= 1.0:
+        raise UserInputError(f"--warm-mix must lie in [0, 1], got {v.warm_mix:g}")
+    if options.task not in VOLUME_TASKS:
         raise UserInputError(f"aseqdip volume is for the tasks where volumes exist ({', '.join(VOLUME_TASKS)}), "
-                             f"not {args.task}")
-    if not args.cold and not isinstance(method, DIPMethod):
+                             f"not {options.task}")
+    if not v.cold and not isinstance(method, DIPMethod):
         raise UserInputError(f"method {method.name} has no network to warm-start; add --cold")
-    if args.warm_iterations is not None and args.warm_iterations < 1:
-        raise UserInputError(f"--warm-iterations must be at least 1, got {args.warm_iterations}")
-    fraction = getattr(args, "warm_fraction", None)
-    if fraction is not None and not 0.0 < fraction <= 1.0:
-        raise UserInputError(f"--warm-fraction must lie in (0, 1], got {fraction:g}")
-    if fraction is not None and args.warm_iterations is not None:
+    if v.warm_iterations is not None and v.warm_iterations < 1:
+        raise UserInputError(f"--warm-iterations must be at least 1, got {v.warm_iterations}")
+    if v.warm_fraction is not None and not 0.0 < v.warm_fraction <= 1.0:
+        raise UserInputError(f"--warm-fraction must lie in (0, 1], got {v.warm_fraction:g}")
+    if v.warm_fraction is not None and v.warm_iterations is not None:
         raise UserInputError("give --warm-iterations (steps) or --warm-fraction (of the middle slice's steps), not both")
-    if args.cold and (args.warm_iterations is not None or args.warm_optimizer or args.warm_mix is not None
-                      or fraction is not None or getattr(args, "warm_ramp", False)
-                      or getattr(args, "warm_input", None) is not None
-                      or getattr(args, "warm_input_dc", None) is not None):
+    if v.cold and (v.warm_iterations is not None or v.warm_optimizer or v.warm_mix is not None
+                   or v.warm_fraction is not None or v.warm_ramp or v.warm_input is not None
+                   or v.warm_input_dc is not None):
         raise UserInputError("--cold reconstructs every slice from random weights: --warm-iterations, "
                              "--warm-fraction, --warm-optimizer, --warm-mix, --warm-ramp and --warm-input(-dc) do not apply")
-    if args.task == "ct" and getattr(args, "shared_noise", None):
+    if options.task == "ct" and v.shared_noise:
         raise UserInputError("--shared-noise is not for CT: post-log noise grows with a ray's attenuation, so it "
                              "differs from slice to slice and each slice estimates its own")
-    if getattr(args, "warm_input_dc", None) and getattr(args, "warm_input", None) is False:
+    if v.warm_input_dc and v.warm_input is False:
         raise UserInputError("--warm-input-dc corrects the neighbour's estimate used as z_0: it needs --warm-input")
 
 
+def volume_options(options: RunOptions) -> VolumeOptions:
+    """``options.volume``, refused in one line when the options are not a volume's."""
+    if options.volume is None:
+        raise ValueError("a volume needs RunOptions(command='volume', volume=VolumeOptions(input=...))")
+    return options.volume
 
-def warm_mix(args: argparse.Namespace) -> float:
+
+def warm_mix(v: VolumeOptions) -> float:
     """``--warm-mix``, else :data:`WARM_MIX`."""
-    return WARM_MIX if args.warm_mix is None else float(args.warm_mix)
+    return WARM_MIX if v.warm_mix is None else float(v.warm_mix)
 
 
-def _switch(args: argparse.Namespace, name: str, default: bool) -> bool:
+def given_or(value: bool | None, default: bool) -> bool:
     """A ``--NAME`` / ``--no-NAME`` option as given, else ``default``."""
-    given = getattr(args, name, None)
-    return default if given is None else bool(given)
+    return default if value is None else bool(value)
 
 
-def warm_input(args: argparse.Namespace) -> bool:
+def warm_input(v: VolumeOptions) -> bool:
     """``--warm-input`` / ``--no-warm-input``, else :data:`WARM_INPUT`."""
-    return _switch(args, "warm_input", WARM_INPUT)
+    return given_or(v.warm_input, WARM_INPUT)
 
 
-def warm_input_dc(args: argparse.Namespace) -> bool:
+def warm_input_dc(v: VolumeOptions) -> bool:
     """``--warm-input-dc`` / ``--no-warm-input-dc``, else :data:`WARM_INPUT_DC`."""
-    return _switch(args, "warm_input_dc", WARM_INPUT_DC)
+    return given_or(v.warm_input_dc, WARM_INPUT_DC)
 
 
-def warm_fraction(args: argparse.Namespace, stop: str | None = None) -> float:
+def warm_fraction(v: VolumeOptions, stop: str) -> float:
     """``--warm-fraction``, else :data:`WARM_FRACTION_FIXED` under a fixed budget and :data:`WARM_FRACTION` under a
-    rule. ``stop`` is the rule the middle slice ran under (its plan's, with ``auto`` resolved), else ``--stop``."""
-    fraction = getattr(args, "warm_fraction", None)
-    if fraction is not None:
-        return float(fraction)
-    return WARM_FRACTION_FIXED if (stop or args.stop) == "none" else WARM_FRACTION
+    rule. ``stop`` is the rule the middle slice ran under (its plan's, with ``auto`` resolved, else ``--stop``)."""
+    if v.warm_fraction is not None:
+        return float(v.warm_fraction)
+    return WARM_FRACTION_FIXED if stop == "none" else WARM_FRACTION
 
 
-def warm_ceiling(args: argparse.Namespace, middle: dict[str, Any]) -> int:
-    """``--warm-iterations``, else :func:`warm_fraction` of the steps the middle slice took."""
-    if args.warm_iterations is not None:
-        return args.warm_iterations
-    return max(1, int(int(middle["steps"]) * warm_fraction(args, middle.get("stop")) + 1e-9))
-
+def warm_ceiling(v: VolumeOptions, middle: dict[str, Any], stop: str) -> int:
+    """``--warm-iterations``, else :func:`warm_fraction` of the steps the middle slice took (under the rule it
+    ran, else ``stop``: the rule asked for)."""
+    if v.warm_iterations is not None:
+        return v.warm_iterations
+    return max(1, int(int(middle["steps"]) * warm_fraction(v, middle.get("stop") or stop) + 1e-9))
 
 
 def warm_method(method: Any, iterations: int, ramp: int = 0) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import platform
 import shutil
@@ -19,14 +18,15 @@ from ..engine.warm import WarmStart, Weights
 from ..errors import Interrupted, NonFiniteError
 from ..io.outputs import write_json
 from ..io.volumes import Volume, read_volume, slab_affine
-from .defaults import check_options, warm_ceiling, warm_input, warm_input_dc, warm_method, warm_mix
+from ..options import RunOptions
+from .defaults import check_options, volume_options, warm_ceiling, warm_input, warm_input_dc, warm_method, warm_mix
 from .slices import Slices, prepare, shared_noise, slice_range, walk
 from .work import kept_note, open_work
 
 
-def solve_slice(args: argparse.Namespace, method: Any, problem: Any, warm: WarmStart) -> Reconstruction:
+def solve_slice(options: RunOptions, method: Any, problem: Any, warm: WarmStart) -> Reconstruction:
     """Reconstruct one slice through the pipeline, with ``warm`` loading (and keeping) network weights."""
-    return pipeline.solve(args, method, problem, callbacks=[warm])
+    return pipeline.solve(options, method, problem, callbacks=[warm])
 
 
 
@@ -57,38 +57,41 @@ def slice_record(k: int, order: int, neighbour: int | None, result: Reconstructi
 
 
 
-def task_and_method(args: argparse.Namespace) -> tuple[Any, Any]:
+def task_and_method(options: RunOptions) -> tuple[Any, Any]:
     """The task and method a volume's options ask for, every option checked, nothing read or computed
     (``run_volume``, and ``aseqdip batch --volumes`` before any study runs)."""
-    task_cls = pipeline.task_class(args)
-    task = task_cls.from_args(args)
-    method = pipeline.make_method(args, task_cls)
-    check_options(args, method)
+    task_cls = pipeline.task_class(options)
+    task = pipeline.make_task(options, task_cls)
+    method = pipeline.make_method(options, task_cls)
+    check_options(options, method)
     return task, method
 
 
-def run_volume(args: argparse.Namespace, on_slice: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Reconstruct the slices of ``args.input`` and write the volume's folder; returns volume.json's contents."""
+def run_volume(options: RunOptions, on_slice: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Reconstruct the slices of ``options.volume.input`` and write the volume's folder; returns volume.json's
+    contents."""
     from ..io import StagedOutput
 
-    task, method = task_and_method(args)
-    fingerprint = pipeline.check_before_computing(args)
-    full = read_volume(args.input)
-    start, stop = slice_range(args, full.n_slices)
+    v = volume_options(options)
+    task, method = task_and_method(options)
+    fingerprint = pipeline.check_before_computing(options)
+    full = read_volume(v.input)
+    start, stop = slice_range(v, full.n_slices)
     volume = full.slab(start, stop)
-    slices, affine = prepare(args, task, full)
+    slices, affine = prepare(options, task, full)
     affine = slab_affine(affine, start)
     if slices.unit is not None:
         from ..preflight import check_image_size
 
-        check_image_size(*slices.unit.shape[1:], f"{args.input} (as reconstructed)", args.device)
-    noise = shared_noise(args, slices, full.n_slices, method)
-    order = walk(start, stop, cold=args.cold)
+        check_image_size(*slices.unit.shape[1:], f"{v.input} (as reconstructed)", options.device)
+    noise = shared_noise(options, slices, full.n_slices, method)
+    order = walk(start, stop, cold=v.cold)
+    asked = options.stopping.stop
     needed_by: dict[int, list[int]] = {}
     for k, neighbour in order:
         if neighbour is not None:
             needed_by.setdefault(neighbour, []).append(k)
-    work = open_work(args, fingerprint)
+    work = open_work(options.out, fingerprint, options.resume)
     records = work.finished()
     kept: dict[int, Weights] = {}
     warm_iterations = cold_ramp = 0  # set once the middle slice is done
@@ -96,21 +99,21 @@ def run_volume(args: argparse.Namespace, on_slice: Callable[[dict[str, Any]], No
         for position, (k, neighbour) in enumerate(order):
             if k in records:
                 if neighbour is None and position == 0:
-                    warm_iterations = warm_ceiling(args, records[k])
+                    warm_iterations = warm_ceiling(v, records[k], asked)
                     cold_ramp = int((records[k].get("hyperparameters") or {}).get("ramp", 0))
                 continue
             problem = slices.problem(k)
-            pipeline.check_problem(args, problem)
+            pipeline.check_problem(options, problem)
             problem.hints = dataclasses.replace(problem.hints, shared_noise=noise, warm_slice=neighbour is not None)
             start_from = None
             if neighbour is not None:
                 start_from = kept.get(neighbour) or work.weights(neighbour)
-            warm = WarmStart(start_from, optimizer=bool(args.warm_optimizer), mix=warm_mix(args),
-                             input=warm_input(args), consistent=warm_input_dc(args))
-            ramp = cold_ramp if getattr(args, "warm_ramp", False) else 0
+            warm = WarmStart(start_from, optimizer=v.warm_optimizer, mix=warm_mix(v), input=warm_input(v),
+                             consistent=warm_input_dc(v))
+            ramp = cold_ramp if v.warm_ramp else 0
             chosen = method if neighbour is None else warm_method(method, warm_iterations, ramp=ramp)
             began = time.perf_counter()
-            result = solve_slice(args, chosen, problem, warm)
+            result = solve_slice(options, chosen, problem, warm)
             values = slices.values(result.image, problem)
             record = slice_record(k, position, neighbour, result, problem, time.perf_counter() - began)
             later = [j for j in needed_by.get(k, []) if j not in records]
@@ -123,15 +126,15 @@ def run_volume(args: argparse.Namespace, on_slice: Callable[[dict[str, Any]], No
                     kept.pop(j, None)
                     work.drop_weights(j)
             if position == 0:
-                warm_iterations = warm_ceiling(args, record)
+                warm_iterations = warm_ceiling(v, record, asked)
                 cold_ramp = int((result.hyperparameters or {}).get("ramp", 0))
             if on_slice is not None:
                 on_slice(record)
         ordered = [records[k] for k in range(start, stop)]
         values = np.stack([work.values(k) for k in range(start, stop)])
-        summary = summarise(args, full, volume, (start, stop), ordered, method, warm_iterations, affine, fingerprint)
+        summary = summarise(options, full, volume, (start, stop), ordered, method, warm_iterations, affine, fingerprint)
         summary["shared_noise"] = None if noise is None else noise.describe()
-        with StagedOutput(args.out, replace=bool(getattr(args, "overwrite", False))) as out:
+        with StagedOutput(options.out, replace=options.overwrite) as out:
             write_outputs(out, slices, volume, values, affine, ordered, summary)
     except NonFiniteError as exc:
         exc.kept = kept_note(work.path, len(records), stop - start)
@@ -148,23 +151,24 @@ def _mean(records: list[dict[str, Any]], key: str) -> float | None:
     return round(float(np.mean(values)), 4) if values else None
 
 
-def summarise(args: argparse.Namespace, full: Volume, volume: Volume, span: tuple[int, int],
+def summarise(options: RunOptions, full: Volume, volume: Volume, span: tuple[int, int],
               records: list[dict[str, Any]], method: Any, warm_iterations: int, affine: np.ndarray,
               fingerprint: dict[str, Any]) -> dict[str, Any]:
     """volume.json: the means over slices, the totals, the first (cold) slice against the rest, the options."""
     first = next(r for r in records if r["order"] == 0)
     rest = [r for r in records if r["order"] != 0]
+    v = volume_options(options)
     summary: dict[str, Any] = {
-        "command": "volume", "task": args.task, "method": method.name, "input": args.input,
+        "command": "volume", "task": options.task, "method": method.name, "input": v.input,
         "input_kind": full.kind, "modality": full.modality, "input_slices": full.n_slices,
         "slices": list(span),
-        "start": "cold" if args.cold else "warm", "iterations": getattr(method, "iterations", None),
-        "warm_iterations": None if args.cold else warm_iterations, "warm_optimizer": bool(args.warm_optimizer),
-        "warm_mix": None if args.cold else warm_mix(args),
-        "warm_ramp": None if args.cold else bool(getattr(args, "warm_ramp", False)),
-        "warm_input": None if args.cold else warm_input(args),
-        "warm_input_dc": None if args.cold else warm_input_dc(args),
-        "stop": args.stop, "mean_psnr": _mean(records, "psnr"), "mean_ssim": _mean(records, "ssim"),
+        "start": "cold" if v.cold else "warm", "iterations": getattr(method, "iterations", None),
+        "warm_iterations": None if v.cold else warm_iterations, "warm_optimizer": v.warm_optimizer,
+        "warm_mix": None if v.cold else warm_mix(v),
+        "warm_ramp": None if v.cold else v.warm_ramp,
+        "warm_input": None if v.cold else warm_input(v),
+        "warm_input_dc": None if v.cold else warm_input_dc(v),
+        "stop": options.stopping.stop, "mean_psnr": _mean(records, "psnr"), "mean_ssim": _mean(records, "ssim"),
         "mean_psnr_measurement": _mean(records, "psnr_measurement"),
         "mean_psnr_oracle_best": _mean(records, "psnr_oracle_best"),
         "oracle_note": "psnr_oracle_best is the best PSNR along each slice's run, found with the ground truth; no "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,14 +11,15 @@ import torch
 from .. import pipeline
 from ..errors import UserInputError
 from ..io.volumes import Volume, resampled_affine
+from ..options import RunOptions, VolumeOptions
 from ..physics.hints import SharedNoise
-from .defaults import SHARED_NOISE, SHARED_NOISE_SLICES, _switch
+from .defaults import SHARED_NOISE, SHARED_NOISE_SLICES, given_or, volume_options
 
 
 # ---- which slices, in which order -----------------------------------------------------------------
-def slice_range(args: argparse.Namespace, n_slices: int) -> tuple[int, int]:
+def slice_range(v: VolumeOptions, n_slices: int) -> tuple[int, int]:
     """[start, stop) of the slices to reconstruct: ``--slab START:STOP``, ``--slices N`` around the middle, or all."""
-    slab, count = getattr(args, "slab", None), getattr(args, "slices", None)
+    slab, count = v.slab, v.slices
     if slab is not None and count is not None:
         raise UserInputError("give --slab or --slices, not both")
     if count is not None:
@@ -69,7 +69,7 @@ class Slices:
     scale (the units of A^H y).
     """
 
-    args: argparse.Namespace
+    options: RunOptions
     task: Any
     volume: Volume
     unit: np.ndarray | None  # (S, H, W) in [0, 1], resized; None for k-space
@@ -79,26 +79,25 @@ class Slices:
     def problem(self, k: int) -> Any:
         """The problem of slice ``k`` of the input."""
         if self.unit is None:
-            ns = argparse.Namespace(**{**vars(self.args), "kspace": self.volume.source, "slice": k,
-                                       "maps": None, "command": "reconstruct"})
-            return type(self.task).from_measurement(ns)
+            measured = {**self.options.task_options, "kspace": self.volume.source, "slice": k, "maps": None}
+            return type(self.task).from_measurement(seed=self.options.seed, **measured)
         x = torch.from_numpy(np.ascontiguousarray(self.unit[k]))[None, None]
-        if self.args.task == "ct":
+        if self.options.task == "ct":
             from ..tasks.ct import pad_to_square
 
             x = pad_to_square(x)
-        return self.task.simulate(x, seed=self.args.seed + k)
+        return self.task.simulate(x, seed=self.options.seed + k)
 
     def values(self, image: torch.Tensor, problem: Any) -> np.ndarray:
         """The returned image as (H, W) in the source's units (magnitude for MRI)."""
         x = image.detach().cpu().float()[0]
-        plane = x.square().sum(0).sqrt() if self.args.task == "mri" else x[0]
+        plane = x.square().sum(0).sqrt() if self.options.task == "mri" else x[0]
         if self.unit is None:
             return (plane * float(problem.settings["kspace_scale"])).numpy()
         h, w = self.unit.shape[1:]
         top, left = (plane.shape[0] - h) // 2, (plane.shape[1] - w) // 2  # CT's square padding, cropped off
         plane = plane[top:top + h, left:left + w]
-        if self.args.task != "mri":  # what the task scores and shows: its [0, 1] image (HU inside the window)
+        if self.options.task != "mri":  # what the task scores and shows: its [0, 1] image (HU inside the window)
             plane = plane.clamp(0.0, 1.0)
         return (self.low + plane * (self.high - self.low)).numpy().astype(np.float32)
 
@@ -110,7 +109,7 @@ class Slices:
         return np.clip((values - self.low) / (self.high - self.low), 0, 1)
 
 
-def prepare(args: argparse.Namespace, task: Any, volume: Volume) -> tuple[Slices, np.ndarray]:
+def prepare(options: RunOptions, task: Any, volume: Volume) -> tuple[Slices, np.ndarray]:
     """The input's slices as problems (scaled over the whole input, resized) and their affine.
 
     The scale comes from the whole input, not the slab, so a slice's problem is the same in every slab.
@@ -121,37 +120,37 @@ def prepare(args: argparse.Namespace, task: Any, volume: Volume) -> tuple[Slices
 
     affine = volume.affine
     if volume.data is None:
-        if args.task != "mri":
-            raise UserInputError(f"{volume.source}: measured k-space is for --task mri, not {args.task}")
-        if args.size is not None:
+        if options.task != "mri":
+            raise UserInputError(f"{volume.source}: measured k-space is for --task mri, not {options.task}")
+        if options.size is not None:
             raise UserInputError("--size does not apply to measured k-space (each slice is reconstructed as measured)")
-        return Slices(args, task, volume, None, 0.0, 1.0), affine
+        return Slices(options, task, volume, None, 0.0, 1.0), affine
     data = volume.data
     if volume.modality.upper() == "CT":
-        low, high = task.window if args.task == "ct" else CT_WINDOW
+        low, high = task.window if options.task == "ct" else CT_WINDOW
         unit = hu_window(data, low, high)
     else:
-        if args.task == "ct":
+        if options.task == "ct":
             warn(f"{volume.source}: modality {volume.modality or 'unknown'} is not CT, so its values are not "
                  f"Hounsfield units; scaling its min..max to [0, 1] instead of the HU window")
-        low = 0.0 if args.task == "mri" or float(data.min()) >= 0 else float(data.min())
+        low = 0.0 if options.task == "mri" or float(data.min()) >= 0 else float(data.min())
         high = float(data.max())
         if not high > low:
             raise UserInputError(f"{volume.source}: every voxel has the same value; nothing to reconstruct")
         unit = (np.clip(data, low, None) - low) / (high - low)
-    if args.size is not None:
+    if options.size is not None:
         t = torch.from_numpy(np.ascontiguousarray(unit, dtype=np.float32))[None]
         side = center_square(t).shape[-1]
         top, left = (t.shape[-2] - side) // 2, (t.shape[-1] - side) // 2
-        unit = resize(t, args.size)[0].numpy()
-        affine = resampled_affine(affine, top, left, side / args.size)
-    if args.task == "ct":
+        unit = resize(t, options.size)[0].numpy()
+        affine = resampled_affine(affine, top, left, side / options.size)
+    if options.task == "ct":
         task.pixel_mm = float(np.linalg.norm(affine[:3, 0])) if volume.is_dicom or volume.kind == "nifti" else None
-    return Slices(args, task, volume, np.ascontiguousarray(unit, dtype=np.float32), low, high), affine
+    return Slices(options, task, volume, np.ascontiguousarray(unit, dtype=np.float32), low, high), affine
 
 
 # ---- the volume's noise level -----------------------------------------------------------------------
-def shared_noise(args: argparse.Namespace, slices: Slices, n_slices: int, method: Any) -> SharedNoise | None:
+def shared_noise(options: RunOptions, slices: Slices, n_slices: int, method: Any) -> SharedNoise | None:
     """One noise level for every slice: the median of the estimates of up to :data:`SHARED_NOISE_SLICES`
     slices spread over the whole input (not the slab, so every slab of a volume uses the same level).
 
@@ -163,9 +162,9 @@ def shared_noise(args: argparse.Namespace, slices: Slices, n_slices: int, method
     from ..outputrule import needs_noise
     from ..physics.noise_level import noise_level
 
-    _, rule = resolve(method, pipeline.output_rule(args))  # the rule as the slices' plans will resolve it
-    if (not _switch(args, "shared_noise", SHARED_NOISE) or args.task == "ct" or not needs_noise(rule)
-            or getattr(args, "sure_sigma", None) is not None):
+    _, rule = resolve(method, pipeline.output_rule(options))  # the rule as the slices' plans will resolve it
+    if (not given_or(volume_options(options).shared_noise, SHARED_NOISE) or options.task == "ct"
+            or not needs_noise(rule) or options.stopping.sure_sigma is not None):
         return None
     picked = sorted({int(round(k)) for k in np.linspace(0, n_slices - 1, min(n_slices, SHARED_NOISE_SLICES))})
     estimates: dict[int, float] = {}

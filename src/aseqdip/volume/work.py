@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
@@ -66,12 +65,12 @@ class WorkFolder:
         (self.path / f"weights_{k:04d}.pt").unlink(missing_ok=True)
 
 
-def open_work(args: argparse.Namespace, fingerprint: dict[str, Any]) -> WorkFolder:
+def open_work(out: str | Path, fingerprint: dict[str, Any], resume: bool) -> WorkFolder:
     """The volume's work folder: continued with ``--resume`` when its fingerprint matches, else new.
 
     Without ``--resume`` a work folder holding finished slices is refused (one line): its slices are kept.
     """
-    work = WorkFolder(work_folder(args.out))
+    work = WorkFolder(work_folder(out))
     state = work.path / "state.json"
     if work.path.exists() and state.exists():
         try:
@@ -79,7 +78,7 @@ def open_work(args: argparse.Namespace, fingerprint: dict[str, Any]) -> WorkFold
         except (OSError, ValueError):
             raise UserInputError(f"{state}: unreadable; remove {work.path} to start the volume afresh") from None
         done = len(list(work.path.glob("slice_*.json")))
-        if getattr(args, "resume", False):
+        if resume:
             check_match(work.path, payload, "fingerprint", fingerprint)
             return work
         if done:
