@@ -47,3 +47,27 @@ def test_weights_of_another_network_or_no_weights_file_are_refused_in_one_line(t
         err = capsys.readouterr().err
         assert err.startswith("aseqdip: error: --init") and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o2").exists()
+
+
+def test_a_volume_starts_its_cold_slices_from_the_given_network(tmp_path):
+    """aseqdip volume --init: the middle slice (every slice with --cold) starts from the fitted network."""
+    import numpy as np
+    from skimage.data import camera
+    from skimage.transform import resize
+
+    image = resize(camera().astype(np.float32) / 255.0, (32, 32), anti_aliasing=True).astype(np.float32)
+    np.save(tmp_path / "slice.npy", image)
+    np.save(tmp_path / "volume.npy", np.stack([np.roll(image, k, axis=1) for k in (-1, 0, 1)]))
+    fitted = tmp_path / "fitted"
+    run = [a if a != "skimage:camera" else str(tmp_path / "slice.npy") for a in RUN]
+    run = [a for i, a in enumerate(run) if a != "--size" and run[i - 1] != "--size"]
+    assert main([*run, "--iterations", "60", "--save-weights", "--out", str(fitted)]) == 0
+    volume = ["volume", "--task", "denoise", "--input", str(tmp_path / "volume.npy"), "--method", "dip", "--cold",
+              "--stop", "none", "--iterations", "1", "--precision", "fp32", "--device", "cpu", "--no-progress",
+              "--network", "shallow_unet"]
+    assert main([*volume, "--init", str(fitted), "--out", str(tmp_path / "from")]) == 0
+    assert main([*volume, "--out", str(tmp_path / "cold")]) == 0
+    started = json.loads((tmp_path / "from" / "volume.json").read_text())
+    cold = json.loads((tmp_path / "cold" / "volume.json").read_text())
+    assert started["init"] == str(fitted) and started["fingerprint"]["--init"].startswith("folder sha256:")
+    assert started["mean_psnr"] > cold["mean_psnr"] + 3.0, (started["mean_psnr"], cold["mean_psnr"])

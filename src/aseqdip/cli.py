@@ -264,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="only slices START to STOP-1 (warm-started within the slab from its middle): run slabs of "
                           "one volume as separate jobs")
     vol.add_argument("--slices", type=int, default=None, help="only the N slices around the middle")
+    vol.add_argument("--init", default=None,
+                     help="start the middle slice (every slice with --cold) from an earlier run's final weights: its "
+                          "output folder (written with --save-weights) or the weights.pt in it")
     vol.add_argument("--resume", action="store_true",
                      help="continue an interrupted volume at the slice it was on (its finished slices are kept in "
                           ".OUT.volume beside --out; same options required)")

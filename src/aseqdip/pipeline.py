@@ -278,25 +278,33 @@ def start_and_keep(options: RunOptions, method: Any) -> Any:
     Adam's moments travel with the weights and are loaded when the same method wrote them: a fresh Adam's
     first steps move every weight by about the learning rate whatever its gradient, and at DIP's 1e-2 that
     threw a fitted network from 22.94 to 11.45 dB in one step (tests/test_init.py's image)."""
-    from .engine.warm import WarmStart, load_weights
+    from .engine.warm import WarmStart
 
     init, keep = options.init, options.save_weights
     if not init and not keep:
         return None
     if not hasattr(method, "build_network"):
         raise UserInputError(f"--init and --save-weights apply to the network methods; {method.name} has no network")
-    start, same_method = None, False
-    if init:
-        path = Path(init) / WEIGHTS_FILE if Path(init).is_dir() else Path(init)
-        if not path.is_file():
-            raise UserInputError(f"--init {init}: no such file (give a run's folder written with --save-weights, or "
-                                 f"its {WEIGHTS_FILE})")
-        try:
-            start, about = load_weights(path)
-        except ValueError as exc:
-            raise UserInputError(f"--init {init}: {exc}") from None
-        same_method = about.get("method") == method.name
+    start, same_method = initial_weights(init, method) if init else (None, False)
     return WarmStart(start, optimizer=same_method or (start is None and keep))
+
+
+def initial_weights(init: str, method: Any) -> tuple[Any, bool]:
+    """The weights ``--init`` names (an earlier run's folder or its weights file), read without running code,
+    and whether ``method`` wrote them (then their Adam moments are loaded too). A bad file is refused in one line."""
+    from .engine.warm import load_weights
+
+    if not hasattr(method, "build_network"):
+        raise UserInputError(f"--init applies to the network methods; {method.name} has no network")
+    path = Path(init) / WEIGHTS_FILE if Path(init).is_dir() else Path(init)
+    if not path.is_file():
+        raise UserInputError(f"--init {init}: no such file (give a run's folder written with --save-weights, or "
+                             f"its {WEIGHTS_FILE})")
+    try:
+        start, about = load_weights(path)
+    except ValueError as exc:
+        raise UserInputError(f"--init {init}: {exc}") from None
+    return start, about.get("method") == method.name
 
 
 def recipe_record(options: RunOptions) -> dict[str, Any]:

@@ -84,6 +84,8 @@ def run_volume(options: RunOptions, on_slice: Callable[[dict[str, Any]], None] |
         from ..preflight import check_image_size
 
         check_image_size(*slices.unit.shape[1:], f"{v.input} (as reconstructed)", options.device)
+    # --init: every cold slice (the middle one; all with --cold) starts from those weights, as `aseqdip run --init`
+    prior, prior_moments = pipeline.initial_weights(options.init, method) if options.init else (None, False)
     noise = shared_noise(options, slices, full.n_slices, method)
     order = walk(start, stop, cold=v.cold)
     asked = options.stopping.stop
@@ -105,11 +107,12 @@ def run_volume(options: RunOptions, on_slice: Callable[[dict[str, Any]], None] |
             problem = slices.problem(k)
             pipeline.check_problem(options, problem)
             problem.hints = dataclasses.replace(problem.hints, shared_noise=noise, warm_slice=neighbour is not None)
-            start_from = None
-            if neighbour is not None:
+            if neighbour is None:
+                warm = WarmStart(prior, optimizer=prior_moments)
+            else:
                 start_from = kept.get(neighbour) or work.weights(neighbour)
-            warm = WarmStart(start_from, optimizer=v.warm_optimizer, mix=warm_mix(v), input=warm_input(v),
-                             consistent=warm_input_dc(v))
+                warm = WarmStart(start_from, optimizer=v.warm_optimizer, mix=warm_mix(v), input=warm_input(v),
+                                 consistent=warm_input_dc(v))
             ramp = cold_ramp if v.warm_ramp else 0
             chosen = method if neighbour is None else warm_method(method, warm_iterations, ramp=ramp)
             began = time.perf_counter()
@@ -162,7 +165,7 @@ def summarise(options: RunOptions, full: Volume, volume: Volume, span: tuple[int
         "command": "volume", "task": options.task, "method": method.name, "input": v.input,
         "input_kind": full.kind, "modality": full.modality, "input_slices": full.n_slices,
         "slices": list(span),
-        "start": "cold" if v.cold else "warm", "iterations": getattr(method, "iterations", None),
+        "start": "cold" if v.cold else "warm", "init": options.init, "iterations": getattr(method, "iterations", None),
         "warm_iterations": None if v.cold else warm_iterations, "warm_optimizer": v.warm_optimizer,
         "warm_mix": None if v.cold else warm_mix(v),
         "warm_ramp": None if v.cold else v.warm_ramp,
