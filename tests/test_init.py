@@ -71,3 +71,24 @@ def test_a_volume_starts_its_cold_slices_from_the_given_network(tmp_path):
     cold = json.loads((tmp_path / "cold" / "volume.json").read_text())
     assert started["init"] == str(fitted) and started["fingerprint"]["--init"].startswith("folder sha256:")
     assert started["mean_psnr"] > cold["mean_psnr"] + 3.0, (started["mean_psnr"], cold["mean_psnr"])
+
+
+def test_every_study_of_a_batch_starts_from_the_given_network(tmp_path):
+    from aseqdip.batch import run_batch
+    from aseqdip.cli import options_from_argv
+    from aseqdip.io import load_image, write_png
+    from aseqdip.metrics import to_numpy_image
+
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    for name in ("camera", "moon"):
+        write_png(studies / f"{name}.png", to_numpy_image(load_image(f"skimage:{name}", size=32)))
+    fitted = tmp_path / "fitted"
+    assert main([*RUN, "--iterations", "60", "--save-weights", "--out", str(fitted)]) == 0
+    shared = RUN[5:] + ["--iterations", "1", "--init", str(fitted)]  # the options after --image
+    summary = run_batch("denoise", str(studies), tmp_path / "batch", shared, read_options=options_from_argv,
+                        executor="serial", cpus_per_study=1, progress=False)
+    assert summary.done == 2 and summary.failed == 0
+    for name in ("camera", "moon"):
+        assert _metrics(next((tmp_path / "batch").glob(f"{name}*")))["init"] == str(fitted)
+    assert _metrics(next((tmp_path / "batch").glob("camera*")))["psnr"] > 20  # one step from the fitted network
