@@ -38,7 +38,7 @@ def test_weights_of_another_network_or_no_weights_file_are_refused_in_one_line(t
     other = [a if a != "shallow_unet" else "medium_unet" for a in RUN]
     assert main([*other, "--iterations", "2", "--init", str(fitted), "--out", str(tmp_path / "o1")]) == 2
     err = capsys.readouterr().err
-    assert "belong to another network" in err and len(err.strip().splitlines()) == 1
+    assert "of network shallow_unet, this run's network is medium_unet" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o1").exists()
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a torch file")

@@ -121,7 +121,10 @@ def resolve(method: Any, rule: OutputRule, physics: Any = None,
 
     The user's own rule settings (``sigma``, ``tau``, ``ema``, ``observe``, ``every``) carry over onto the
     auto rule; a concrete ``stop`` is returned unchanged with no method settings. A warm slice of ``aseqdip
-    volume`` (``hints.warm_slice``) gets no method settings: it starts from a fitted network, so no ramp.
+    volume`` (``hints.warm_slice``) gets no method settings: it starts from a fitted network, so no ramp; nor
+    does a run started from the user's fitted network or prior (``hints.fitted_start``, ``--init``), for the
+    reason measured on warm slices (at 3 x lr a fitted network fits the noise in a few steps; aseqdip.volume's
+    defaults), to be measured again for priors (issue 34's study).
     """
     if rule.stop != "auto":
         return {}, rule
@@ -134,7 +137,7 @@ def resolve(method: Any, rule: OutputRule, physics: Any = None,
         concrete = dataclasses.replace(concrete, noise="estimate")  # a given sigma wins over both sources
     elif concrete.stop == "discrepancy":
         concrete = dataclasses.replace(concrete, noise=noise_source(physics, hints))
-    warm = hints is not None and hints.warm_slice
+    warm = hints is not None and (hints.warm_slice or hints.fitted_start)
     return ({} if warm else method_settings(method, physics)), concrete
 
 

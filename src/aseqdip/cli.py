@@ -169,14 +169,15 @@ def run_options(args: argparse.Namespace) -> RunOptions:
     from .methods.registry import method_options
     from .options import StopOptions, VolumeOptions
 
-    parser = _subparser(args.command)
+    parser = _subparser(args.command, getattr(args, "prior_command", None))
     stop_fields = [f.name for f in fields(StopOptions)]
     stopping = {name: getattr(args, name, None) for name in stop_fields}
     stopping["observe"] = tuple(n.strip() for n in args.observe.split(",") if n.strip()) if args.observe else None
     method_given = {option.name: getattr(args, option.dest, None) for option in method_options()
                     if option.dest not in stop_fields}  # a flag the rules share is the rule's (StopOptions)
     return RunOptions(
-        task=args.task, out=args.out, command=args.command, image=getattr(args, "image", None),
+        task=args.task, out=args.out, command="run" if args.command == "prior" else args.command,
+        image=getattr(args, "image", None),
         size=getattr(args, "size", None), overwrite=bool(args.overwrite), method=args.method, iterations=args.iterations,
         lr=args.lr, recipe=args.recipe, network=args.network, seed=args.seed, device=args.device,
         precision=args.precision, track_every=args.track_every, progress=not args.no_progress,
@@ -188,11 +189,14 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         else None)
 
 
-def _subparser(command: str) -> argparse.ArgumentParser:
+def _subparser(*path: str | None) -> argparse.ArgumentParser:
+    """The parser of ``aseqdip COMMAND [SUBCOMMAND]``."""
     parser = build_parser()
-    for action in parser._subparsers._group_actions:  # the one subparsers action
-        return action.choices[command]
-    raise AssertionError("the aseqdip parser has subcommands")
+    for name in path:
+        if name is None:
+            break
+        parser = parser._subparsers._group_actions[0].choices[name]  # the one subparsers action of each level
+    return parser
 
 
 def options_from_argv(argv: Sequence[str]) -> RunOptions:
@@ -301,6 +305,31 @@ def build_parser() -> argparse.ArgumentParser:
                        help="each study is a whole volume (a DICOM series folder, NIfTI, 3-D .npy, multi-frame DICOM, "
                             "fastMRI file) reconstructed as 'aseqdip volume' does; other options are its options")
 
+    prior = sub.add_parser("prior", help="a learned start: fit a network initialisation on your own measurements")
+    prior_sub = prior.add_subparsers(dest="prior_command", parser_class=_Parser, required=True)
+    fit = prior_sub.add_parser(
+        "fit", help="meta-learn a method's initial weights from measurements of one kind (Reptile)",
+        description="Fits the initial weights of --method on the measurements under --input (images or DICOM "
+                    "slices simulated through --task, or k-space files), with the method's own loss: no ground "
+                    "truth. Writes weights.pt and prior.json; '--init OUT' of run, reconstruct, volume and batch "
+                    "starts from it. Fit it on other files than the ones you will reconstruct.")
+    fit.add_argument("--task", required=True, help=f"one of {', '.join(TASKS)}")
+    fit.add_argument("--input", required=True, help="folder (searched recursively) or glob of images, DICOM slices or "
+                                                    "k-space files of one kind")
+    fit.add_argument("--out", required=True, help="output folder (new or empty): weights.pt and prior.json")
+    fit.add_argument("--overwrite", action="store_true", help="replace --out, an earlier prior's folder, as a whole")
+    fit.add_argument("--size", type=int, default=None, help="centre-crop images to a square, resize to SIZE x SIZE")
+    fit.add_argument("--meta-steps", type=int, default=200, help="Reptile updates of the initial weights (default 200)")
+    fit.add_argument("--steps-per-update", type=int, default=25,
+                     help="steps of the method's own loop on one measurement per update (default 25)")
+    fit.add_argument("--meta-lr", type=float, default=1.0,
+                     help="outer step size, annealed linearly to 0 (default 1: Reptile's)")
+    fit.add_argument("--checkpoint-every", type=int, default=10,
+                     help="save the fit every M updates beside --out, for --resume (default 10)")
+    fit.add_argument("--resume", action="store_true", help="continue an interrupted fit from its checkpoint")
+    add_method_arguments(fit, checkpoints=False)
+    add_task_arguments(fit, "add_arguments")
+
     demo = sub.add_parser("demo", help="aSeqDIP on scikit-image's astronaut, denoising (a few minutes on a laptop CPU)")
     demo.add_argument("--out", default="aseqdip-demo", help="output folder (default ./aseqdip-demo)")
     demo.add_argument("--size", type=int, default=64, help="image size (default 64)")
@@ -333,6 +362,30 @@ def command_demo(args: argparse.Namespace) -> dict[str, Any]:
     print(f"PSNR before (noisy): {m['psnr_measurement']:.2f} dB   after (aSeqDIP, {m['iterations']} steps): "
           f"{m['psnr']:.2f} dB")
     return m
+
+
+def command_prior_fit(args: argparse.Namespace) -> dict[str, Any]:
+    from .prior import PriorOptions, fit_prior
+
+    prior = PriorOptions(input=args.input, meta_steps=args.meta_steps, steps_per_update=args.steps_per_update,
+                         meta_lr=args.meta_lr, checkpoint_every=args.checkpoint_every)
+    bar = None
+    if not args.no_progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=args.meta_steps, desc="prior", unit="update", dynamic_ncols=True)
+
+    def on_step(done: int, total: int, loss: float) -> None:
+        if bar is not None:
+            bar.n = done
+            bar.set_postfix(loss=f"{loss:.3g}")
+            bar.refresh()
+
+    try:
+        return fit_prior(run_options(args), prior, on_step=on_step)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _volume_summary(m: dict[str, Any], out: str) -> str:
@@ -400,7 +453,11 @@ def _main(argv: Sequence[str] | None) -> int:
             return command_batch(args, rest)
         if rest:
             raise UserInputError(f"unrecognized arguments: {' '.join(rest)}")
-        if args.command == "volume":
+        if args.command == "prior":
+            m = command_prior_fit(args)
+            print(f"prior fitted on {len(m['files'])} files: {m['meta']['meta_steps']} updates of "
+                  f"{m['meta']['steps_per_update']} steps, {m['meta']['seconds']:.1f} s -> {args.out} (use --init {args.out})")
+        elif args.command == "volume":
             from .volume import run_volume
 
             m = run_volume(run_options(args), on_slice=None if args.no_progress else _slice_line)

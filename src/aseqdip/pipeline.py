@@ -15,6 +15,7 @@ whole folder, with the fingerprint in ``metrics.json``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -243,6 +244,8 @@ def solve_and_save(options: RunOptions, method: Any, problem: Any, extra: dict[s
         fingerprint = check_before_computing(options)
     check_problem(options, problem)
     warm = start_and_keep(options, method)
+    if options.init:  # a fitted start: auto adds no ramp (aseqdip.auto.resolve)
+        problem.hints = dataclasses.replace(problem.hints, fitted_start=True)
     saving: dict[str, Any] = {}
     if options.checkpoint_every is not None or options.resume:
         saving = {"checkpoint": checkpoint_path(options.out), "checkpoint_every": options.checkpoint_every or 500,
@@ -285,13 +288,14 @@ def start_and_keep(options: RunOptions, method: Any) -> Any:
         return None
     if not hasattr(method, "build_network"):
         raise UserInputError(f"--init and --save-weights apply to the network methods; {method.name} has no network")
-    start, same_method = initial_weights(init, method) if init else (None, False)
+    start, same_method = initial_weights(init, method, options.task) if init else (None, False)
     return WarmStart(start, optimizer=same_method or (start is None and keep))
 
 
-def initial_weights(init: str, method: Any) -> tuple[Any, bool]:
-    """The weights ``--init`` names (an earlier run's folder or its weights file), read without running code,
-    and whether ``method`` wrote them (then their Adam moments are loaded too). A bad file is refused in one line."""
+def initial_weights(init: str, method: Any, task: str | None = None) -> tuple[Any, bool]:
+    """The weights ``--init`` names (an earlier run's folder, a prior's, or its weights file), read without running
+    code, and whether ``method`` wrote them (then their Adam moments are loaded too). A bad file, or weights of
+    another network or task (as their record says), is refused in one line before any computation."""
     from .engine.warm import load_weights
 
     if not hasattr(method, "build_network"):
@@ -304,6 +308,13 @@ def initial_weights(init: str, method: Any) -> tuple[Any, bool]:
         start, about = load_weights(path)
     except ValueError as exc:
         raise UserInputError(f"--init {init}: {exc}") from None
+    theirs = (about.get("hyperparameters") or {}).get("network")
+    ours = method.hyperparameters().get("network")
+    if theirs is not None and ours is not None and theirs != ours:
+        raise UserInputError(f"--init {init}: its weights are of network {theirs}, this run's network is {ours} "
+                             f"(give --network {theirs}, or weights of {ours})")
+    if task is not None and about.get("task") not in (None, task):
+        raise UserInputError(f"--init {init}: its weights were fitted for task {about['task']}, not {task}")
     return start, about.get("method") == method.name
 
 

@@ -32,7 +32,8 @@ class MeasurementHints:
     attenuation of one pixel of unit image value (they give the post-log noise model). ``noise_sigma``
     and ``noise_source``: a raw scanner file's own noise level (its noise scan or k-space background), in
     data units. ``shared_noise``: the volume's one estimate for all its slices. ``warm_slice``: the slice
-    starts from its neighbour's fitted network (``aseqdip volume``).
+    starts from its neighbour's fitted network (``aseqdip volume``). ``fitted_start``: the run starts from a
+    fitted network given by the user (``--init``: an earlier run's weights or a prior, ``aseqdip.prior``).
     """
 
     photons: float | None = None
@@ -41,6 +42,7 @@ class MeasurementHints:
     noise_source: str = ""
     shared_noise: SharedNoise | None = None
     warm_slice: bool = False
+    fitted_start: bool = False
 
     @property
     def noise_known(self) -> bool:

@@ -85,7 +85,7 @@ def run_volume(options: RunOptions, on_slice: Callable[[dict[str, Any]], None] |
 
         check_image_size(*slices.unit.shape[1:], f"{v.input} (as reconstructed)", options.device)
     # --init: every cold slice (the middle one; all with --cold) starts from those weights, as `aseqdip run --init`
-    prior, prior_moments = pipeline.initial_weights(options.init, method) if options.init else (None, False)
+    prior, prior_moments = pipeline.initial_weights(options.init, method, options.task) if options.init else (None, False)
     noise = shared_noise(options, slices, full.n_slices, method)
     order = walk(start, stop, cold=v.cold)
     asked = options.stopping.stop
@@ -106,7 +106,8 @@ def run_volume(options: RunOptions, on_slice: Callable[[dict[str, Any]], None] |
                 continue
             problem = slices.problem(k)
             pipeline.check_problem(options, problem)
-            problem.hints = dataclasses.replace(problem.hints, shared_noise=noise, warm_slice=neighbour is not None)
+            problem.hints = dataclasses.replace(problem.hints, shared_noise=noise, warm_slice=neighbour is not None,
+                                                fitted_start=neighbour is None and prior is not None)
             if neighbour is None:
                 warm = WarmStart(prior, optimizer=prior_moments)
             else:
