@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import platform
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,11 +65,23 @@ def run_metrics(problem: Problem, method_name: str, hyper: dict[str, Any], resul
     metrics.update(extra or {})
     metrics["history"] = result.history  # curves; "psnr" there is the oracle monitor
     metrics["environment"] = {"aseqdip": __version__, "torch": torch.__version__, "python": platform.python_version(),
-                              "machine": platform.processor() or platform.machine(),
+                              "machine": platform.processor() or platform.machine(), "cpu": cpu_model(),
                               "torch_threads": torch.get_num_threads(),  # seconds per iteration depend on it
                               "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
                               "command": " ".join(sys.argv)}
     return metrics
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux): runs of the same seed drift apart across CPUs, so a
+    result names the one it ran on."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def save_run(out: StagedOutput, problem: Problem, method_name: str, hyper: dict[str, Any],

@@ -19,6 +19,7 @@ from ..errors import Interrupted, NonFiniteError
 from ..io.outputs import write_json
 from ..io.volumes import Volume, read_volume, slab_affine
 from ..options import RunOptions
+from ..report import cpu_model
 from .defaults import check_options, volume_options, warm_ceiling, warm_input, warm_input_dc, warm_method, warm_mix
 from .slices import Slices, prepare, shared_noise, slice_range, walk
 from .work import kept_note, open_work
@@ -186,7 +187,8 @@ def summarise(options: RunOptions, full: Volume, volume: Volume, span: tuple[int
         "geometry_known": full.geometry_known, "hyperparameters": first.get("hyperparameters") or method.hyperparameters(),
         "fingerprint": fingerprint,
         "environment": {"aseqdip": __version__, "torch": torch.__version__, "python": platform.python_version(),
-                        "machine": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads()},
+                        "machine": platform.processor() or platform.machine(), "cpu": cpu_model(),
+                        "torch_threads": torch.get_num_threads()},
     }
     if first["seconds"]:
         summary["total_over_first_slice_seconds"] = round(summary["total_seconds"] / first["wall_seconds"], 3)
