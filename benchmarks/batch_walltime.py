@@ -15,7 +15,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import tempfile
 from pathlib import Path
 
@@ -25,18 +24,11 @@ from aseqdip.batch import run_batch
 from aseqdip.cli import options_from_argv
 from aseqdip.io import load_image, write_png
 from aseqdip.metrics import to_numpy_image
+from aseqdip.report import cpu_model
 
 IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "camera", "hubble_deep_field")
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:
@@ -64,7 +56,7 @@ def main() -> None:
             print(f"{label:14s} {summary.wall_seconds:7.1f} s for {len(names)} studies", flush=True)
     ratio = walls["one_at_a_time"] / walls["ray_local"]
     print(f"Ray local default is {ratio:.2f}x the throughput of one at a time")
-    result = {"machine": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
+    result = {"machine": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
               "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
               "studies": names, "size": args.size, "task": "denoise sigma 25", "method": "aseqdip",
               "iterations": args.iterations, "wall_seconds": walls, "speedup_ray_vs_one_at_a_time": round(ratio, 3),

@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from aseqdip.report import cpu_model
+
 RESULTS = Path(__file__).resolve().parent / "results" / "volume-warm"
 FLAGS = {"cold": ["--cold"], "warm": [], "warm-opt": ["--warm-optimizer"], "warm-mix1": ["--warm-mix", "1"],
          "warm-opt-mix1": ["--warm-optimizer", "--warm-mix", "1"], "warm-own": ["--no-warm-input"],
@@ -54,17 +56,6 @@ def gpu_name(options: list[str]) -> str | None:
     import torch
 
     return f"{torch.cuda.get_device_name(torch.device(device))}, torch {torch.__version__}"
-
-
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return "unknown"
 
 
 def variant_flags(variant: str) -> list[str] | None:
@@ -110,7 +101,7 @@ def run_variant(variant: str, options: list[str], where: Path, resume: bool = Fa
     with open(out / "slices.csv", newline="") as f:
         slices = list(csv.DictReader(f))
     return {"command": " ".join(argv[2:]), "summary": summary, "slices": slices, "printed": done.stdout.strip(),
-            "cpu": cpu_name(), "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+            "cpu": cpu_model(), "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
 
 
 def table(name: str, result: dict[str, Any]) -> str:
@@ -220,7 +211,7 @@ def main() -> None:
     unknown = [v for v in variants if variant_flags(v) is None]
     if unknown:
         p.error(f"unknown variants {unknown}; choose from {sorted(FLAGS)}")
-    result: dict[str, Any] = {"name": args.name, "cpu": cpu_name(), "torch_threads": 1, "device": gpu_name(options),
+    result: dict[str, Any] = {"name": args.name, "cpu": cpu_model(), "torch_threads": 1, "device": gpu_name(options),
                               "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                               "options": options, "data": args.data, "variants": {}}
     RESULTS.mkdir(parents=True, exist_ok=True)
