@@ -20,6 +20,7 @@ three lines. The result is a weights file in the format of ``--save-weights`` (`
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from .engine.warm import WarmStart, Weights, save_weights
 from .errors import UserInputError
 from .fingerprint import file_identity
 from .options import RunOptions
+from .report import cpu_model
 
 PRIOR_FORMAT = "aseqdip prior 1"
 
@@ -162,7 +164,8 @@ def fit_prior(options: RunOptions, prior: PriorOptions,
                        "steps_per_update": prior.steps_per_update, "meta_lr": prior.meta_lr, "annealing": "linear to 0",
                        "total_steps": prior.meta_steps * prior.steps_per_update, "seconds": round(seconds, 3)},
               "files": fingerprint["files"], "inner_final_loss": [round(v, 8) for v in losses],
-              "aseqdip": __version__,
+              "environment": {"aseqdip": __version__, "torch": torch.__version__, "cpu": cpu_model(),
+                              "torch_threads": torch.get_num_threads(), "command": " ".join(sys.argv)},
               "note": "fitted on measurements only (no ground truth); evaluate it on other files than these"}
     with StagedOutput(options.out, replace=options.overwrite) as out:
         save_weights(out.path("weights.pt"), Weights(theta),
