@@ -173,6 +173,21 @@ def test_discrepancy_returns_the_nearest_iterate_when_the_level_is_never_reached
     assert state.stop and reached.selection()[1:] == (3, "discrepancy")
 
 
+def test_discrepancy_says_why_when_the_fit_starts_below_the_noise_level():
+    # an estimate that copies the data from the start (a prior that became an identity): the rule never arms,
+    # the run goes to its end, and the record says why instead of nothing
+    rule = Discrepancy(lambda state: state.output, sigma=1.0)
+    state = _watch(rule, [0.2, 0.3, 0.25])
+    rule.on_end(state)
+    assert not state.stop and rule.selection() is None
+    assert "never armed" in state.stop_reason
+    armed = Discrepancy(lambda state: state.output, sigma=1.0)
+    state = _watch(armed, [9.0, 0.5])
+    reason = state.stop_reason
+    armed.on_end(state)
+    assert state.stop_reason == reason  # a rule that fired keeps its own reason
+
+
 def test_discrepancy_at_noise_level_zero_runs_to_the_end_and_returns_the_smallest_residual():
     # sigma 0 (noise-free data): no residual reaches the level, including ones far below any sigma^2 a
     # positive level would use, so the rule never stops; it returns the best fit, not the last one

@@ -263,6 +263,15 @@ class Discrepancy(Callback):
                 state.stop_reason = (f"{self.label}: residual {ratio:.3f} sigma^2 <= tau {self.tau:g} sigma^2 "
                                      f"at iteration {state.iteration}")
 
+    def on_end(self, state: LoopState) -> None:
+        """Say why a run the rule never armed in went to its end: its estimate fitted the data below the noise
+        level from the first check on (a start that copies y, such as a prior that became an identity, or a
+        noise level estimated too high), so nothing told a fit from an over-fit."""
+        if self.halt and not self.armed and len(self.curve) and not getattr(state, "stop_reason", ""):
+            state.stop_reason = (f"{self.label}: the residual was at or below tau sigma^2 from the first check on, "
+                                 f"so the rule never armed; the run's last iterate is returned (is the start a copy "
+                                 f"of the data, or the noise level too high?)")
+
     def selection(self) -> tuple[torch.Tensor, int, str] | None:
         """The iterate where the residual reached the noise level, else the nearest one (None before arming)."""
         if self._image is not None:
