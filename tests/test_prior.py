@@ -48,6 +48,22 @@ def test_a_prior_is_written_with_its_record_and_read_back_without_running_code(p
     again, _ = load_weights(prior / "weights.pt")
     assert all(torch.equal(weights.network[k], again.network[k]) for k in weights.network)
     assert len(record["inner_final_loss"]) == 20
+    first = record["first_residual_over_noise"]
+    assert first["median"] > 1 and not first["copies_its_measurements"]
+
+
+def test_a_prior_that_copies_its_measurements_is_flagged(tmp_path, capsys):
+    """Fitted to the noise (400 steps on one 16 px image), a start's first output sits below the noise level, where
+    auto's rule never arms: prior.json and a warning say so."""
+    (tmp_path / "fit").mkdir()
+    write_png(tmp_path / "fit" / "camera.png", to_numpy_image(load_image("skimage:camera", size=16)))
+    tiny = [a if a != "32" else "16" for a in COMMON]
+    assert main(["prior", "fit", "--input", str(tmp_path / "fit"), *tiny, "--meta-steps", "1", "--steps-per-update",
+                 "400", "--out", str(tmp_path / "p")]) == 0
+    record = json.loads((tmp_path / "p" / "prior.json").read_text())
+    assert record["first_residual_over_noise"]["copies_its_measurements"]
+    assert record["first_residual_over_noise"]["median"] < 0.5
+    assert "reproduces its own measurements" in capsys.readouterr().err
 
 
 def test_a_prior_reaches_the_noise_level_in_fewer_steps_on_an_image_it_never_saw(prior, tmp_path):

@@ -36,6 +36,7 @@ from .engine.state import LoopState
 from .engine.warm import WarmStart, Weights, save_weights
 from .errors import UserInputError
 from .fingerprint import file_identity
+from .messages import warn
 from .options import RunOptions
 from .report import cpu_model
 
@@ -156,6 +157,13 @@ def fit_prior(options: RunOptions, prior: PriorOptions,
             on_step(step, prior.meta_steps, losses[-1])
         if step % prior.checkpoint_every == 0 and step < prior.meta_steps:
             _save_checkpoint(checkpoint, theta, step, losses, seconds, fingerprint)
+    ratios = [start_residual_ratio(theta, inner, problem) for problem in problems]
+    ratios = [r for r in ratios if r is not None]
+    copies = bool(ratios) and float(np.median(ratios)) < 1.0
+    if copies:
+        warn("the prior reproduces its own measurements closer than their noise level (median first residual "
+             f"{float(np.median(ratios)):.2f} sigma^2): runs started from it begin below the noise level, where "
+             "auto's rule cannot tell a fit from an over-fit; fit it with fewer --steps-per-update or --meta-steps")
     record = {"format": PRIOR_FORMAT, "task": options.task, "method": method.name,
               "network": method.hyperparameters().get("network"),
               "hyperparameters": method.hyperparameters(), "image_size": options.size, "seed": options.seed,
@@ -164,6 +172,9 @@ def fit_prior(options: RunOptions, prior: PriorOptions,
                        "steps_per_update": prior.steps_per_update, "meta_lr": prior.meta_lr, "annealing": "linear to 0",
                        "total_steps": prior.meta_steps * prior.steps_per_update, "seconds": round(seconds, 3)},
               "files": fingerprint["files"], "inner_final_loss": [round(v, 8) for v in losses],
+              "first_residual_over_noise": {"median": round(float(np.median(ratios)), 4) if ratios else None,
+                                            "per_measurement": [round(r, 4) for r in ratios],
+                                            "copies_its_measurements": copies},
               "environment": {"aseqdip": __version__, "torch": torch.__version__, "cpu": cpu_model(),
                               "torch_threads": torch.get_num_threads(), "command": " ".join(sys.argv)},
               "note": "fitted on measurements only (no ground truth); evaluate it on other files than these"}
@@ -174,6 +185,46 @@ def fit_prior(options: RunOptions, prior: PriorOptions,
         write_json(out.path("prior.json"), record)
     checkpoint.unlink(missing_ok=True)
     return record
+
+
+def start_residual_ratio(theta: dict[str, torch.Tensor], method: Any, problem: Any) -> float | None:
+    """The mean squared residual ||A f(z_0) - y||^2 of a run started from ``theta`` on ``problem``, before any step,
+    over the measurement's estimated noise level sigma^2 (None where no level can be estimated).
+
+    Below 1, the start already fits the data closer than the noise: the network copies its input (aSeqDIP's
+    input is the measurement itself), and the discrepancy rule, which waits for the residual to rise above the
+    noise level and fall back to it, never arms."""
+    from .engine.stopping import mean_residual
+    from .physics.holdout import measured_entries
+    from .physics.noise_level import noise_level
+
+    try:
+        sigma = noise_level(problem.physics, problem.y, prefer="estimate", hints=problem.hints).sigma
+    except ValueError:
+        return None
+    first = copy.copy(method)
+    first.iterations = 1
+    seen = _FirstOutput()
+    from .outputrule import OutputRule
+    from .rules import reconstruct
+
+    reconstruct(first, problem.y, problem.physics, OutputRule(stop="none"), x0=problem.x0,
+                callbacks=[WarmStart(Weights(theta)), seen], track_every=1, hints=problem.hints)
+    if seen.output is None or not sigma > 0:
+        return None
+    measured = measured_entries(problem.physics, problem.y)
+    return float(mean_residual(problem.physics, problem.y, seen.output, measured)) / sigma**2
+
+
+class _FirstOutput(Callback):
+    """Keeps the network's output at the run's first step (computed from the start's weights)."""
+
+    def __init__(self) -> None:
+        self.output: torch.Tensor | None = None
+
+    def on_step(self, state: LoopState) -> None:
+        if self.output is None:
+            self.output = state.output.detach().clone()
 
 
 def _plain(value: Any) -> Any:
