@@ -123,7 +123,11 @@ def table(results: Path) -> str:
         ramp = f"{psnr['prior-ramp']:.2f}, {steps['prior-ramp']:.0f}" if "prior-ramp" in psnr else ""
         fit_steps = prior["meta"]["total_steps"]
         saved = steps["random"] - steps["prior"]
-        payback = f"{fit_steps / saved:.1f} studies" if saved > 0 else "never"
+        # it pays only if it returns as well (issue 34: within 0.3 dB of random weights' mean)
+        if psnr["prior"] < psnr["random"] - 0.3:
+            payback = f"never ({psnr['prior'] - psnr['random']:+.2f} dB)"
+        else:
+            payback = f"{fit_steps / saved:.1f} studies" if saved > 0 else "never (no steps saved)"
         lines.append(f"| {line.ident} | {psnr['random']:.2f}, {steps['random']:.0f} | {psnr['prior']:.2f}, "
                      f"{steps['prior']:.0f} | {steps['prior'] / steps['random']:.2f} | {ramp} | {fit_steps}, "
                      f"{prior['meta']['seconds']:.0f} | {payback} |")
