@@ -144,17 +144,15 @@ def add_registered_method_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_task_arguments(p: argparse.ArgumentParser, adder: str) -> None:
-    """Each task's options in a group ``task NAME`` (the tasks' ``add_arguments`` or ``add_reconstruct_arguments``)."""
+    """Each task's options in a group ``task NAME`` (the tasks' ``add_arguments`` or ``add_reconstruct_arguments``),
+    and the names of every option in a ``task ...`` group, so that :func:`run_options` knows them as the task's."""
     from .tasks import TASKS
 
     for task in TASKS.values():
         getattr(task, adder)(p.add_argument_group(f"task {task.name}"))
-
-
-def _dests(p: argparse.ArgumentParser, title_prefix: str) -> list[str]:
-    """The attribute names of the options in ``p``'s groups whose title starts with ``title_prefix``."""
-    return [action.dest for group in p._action_groups if (group.title or "").startswith(title_prefix)
-            for action in group._group_actions]
+    names = tuple(action.dest for group in p._action_groups if (group.title or "").startswith("task ")
+                  for action in group._group_actions)
+    p.set_defaults(task_option_names=names)
 
 
 VOLUME_FIELDS = ("input", "cold", "warm_iterations", "warm_fraction", "warm_ramp", "warm_input", "warm_input_dc",
@@ -169,7 +167,6 @@ def run_options(args: argparse.Namespace) -> RunOptions:
     from .methods.registry import method_options
     from .options import StopOptions, VolumeOptions
 
-    parser = _subparser(args.command, getattr(args, "prior_command", None))
     stop_fields = [f.name for f in fields(StopOptions)]
     stopping = {name: getattr(args, name, None) for name in stop_fields}
     stopping["observe"] = tuple(n.strip() for n in args.observe.split(",") if n.strip()) if args.observe else None
@@ -183,20 +180,10 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         precision=args.precision, track_every=args.track_every, progress=not args.no_progress,
         checkpoint_every=getattr(args, "checkpoint_every", None), resume=bool(args.resume),
         init=getattr(args, "init", None), save_weights=bool(getattr(args, "save_weights", False)),
-        task_options={dest: getattr(args, dest) for dest in _dests(parser, "task ")},
+        task_options={dest: getattr(args, dest) for dest in args.task_option_names},
         method_options=method_given, stopping=StopOptions(**stopping),
         volume=VolumeOptions(**{name: getattr(args, name) for name in VOLUME_FIELDS}) if args.command == "volume"
         else None)
-
-
-def _subparser(*path: str | None) -> argparse.ArgumentParser:
-    """The parser of ``aseqdip COMMAND [SUBCOMMAND]``."""
-    parser = build_parser()
-    for name in path:
-        if name is None:
-            break
-        parser = parser._subparsers._group_actions[0].choices[name]  # the one subparsers action of each level
-    return parser
 
 
 def options_from_argv(argv: Sequence[str]) -> RunOptions:
@@ -275,10 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue an interrupted volume at the slice it was on (its finished slices are kept in "
                           ".OUT.volume beside --out; same options required)")
     add_method_arguments(vol, checkpoints=False)
-    add_task_arguments(vol, "add_arguments")
     vol.add_argument_group("task mri (measured k-space)").add_argument(
         "--no-prewhiten", action="store_true",
         help="mri k-space: keep the coils as recorded (default: prewhiten with the file's noise scan)")
+    add_task_arguments(vol, "add_arguments")
 
     batch = sub.add_parser("batch", allow_abbrev=False,
                            help="reconstruct every study (image, DICOM slice, fastMRI slice) under a folder or glob, "

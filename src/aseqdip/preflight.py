@@ -27,8 +27,8 @@ MIN_SIDE = SSIM_WINDOW  # smaller images have no SSIM (and no structure to recon
 # medium and shallow U-Nets and the skip network (activations kept for the backward pass, Adam state).
 # Only runs certain not to fit are refused.
 BYTES_PER_PIXEL = 4096
-# the file that marks a folder as an aseqdip result, which --overwrite may replace: a run's, a volume's
-RUN_SUMMARIES = ("metrics.json", "volume.json")
+# the file that marks a folder as an aseqdip result, which --overwrite may replace: a run's, a volume's, a prior's
+RUN_SUMMARIES = ("metrics.json", "volume.json", "prior.json")
 
 
 def check_numbers(options: Mapping[str, Any]) -> None:

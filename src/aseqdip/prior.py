@@ -19,7 +19,6 @@ three lines. The result is a weights file in the format of ``--save-weights`` (`
 
 from __future__ import annotations
 
-import copy
 import sys
 import time
 from collections.abc import Callable
@@ -35,9 +34,10 @@ from .engine.callbacks import Callback
 from .engine.state import LoopState
 from .engine.warm import WarmStart, Weights, save_weights
 from .errors import UserInputError
-from .fingerprint import file_identity
+from .fingerprint import file_identity, plain
 from .messages import warn
 from .options import RunOptions
+from .outputrule import OutputRule
 from .report import cpu_model
 
 PRIOR_FORMAT = "aseqdip prior 1"
@@ -106,8 +106,9 @@ def fit_prior(options: RunOptions, prior: PriorOptions,
     ``on_step(done, total, loss)`` is called after each Reptile update with the inner run's last loss."""
     from .io import StagedOutput
     from .io.outputs import write_json
-    from .outputrule import OutputRule
+    from .preflight import check_output
     from .rules import reconstruct
+    from .volume.defaults import warm_method
 
     _check(prior)
     task_cls = pipeline.task_class(options)
@@ -115,14 +116,10 @@ def fit_prior(options: RunOptions, prior: PriorOptions,
     method = pipeline.make_method(options, task_cls)
     if not hasattr(method, "build_network"):
         raise UserInputError(f"a prior is a network's initialisation; {method.name} has no network")
-    if Path(options.out).exists() and any(Path(options.out).iterdir()) and not options.overwrite:
-        raise UserInputError(f"--out {options.out} is not empty; choose a new folder (or --overwrite an earlier prior)")
+    check_output(Path(options.out), overwrite=options.overwrite, inputs=[Path(prior.input)])
     problems, files = measurements(options, prior, task, task_cls)
-    inner = copy.copy(method)
-    inner.iterations = prior.steps_per_update
+    inner = warm_method(method, prior.steps_per_update)  # a copy: this many steps, no warm-up, no ramp
     inner.progress = False
-    if hasattr(inner, "warmup"):
-        inner.warmup = 0
     checkpoint = pipeline.checkpoint_path(options.out)
     fingerprint = {"aseqdip version": __version__, "task": options.task, "method": method.name,
                    "hyperparameters": method.hyperparameters(), "size": options.size, "seed": options.seed,
@@ -134,7 +131,7 @@ def fit_prior(options: RunOptions, prior: PriorOptions,
             raise UserInputError(f"a checkpoint of an earlier fit into --out {options.out} is at {checkpoint}: add "
                                  f"--resume to continue it, or delete that file to start afresh")
         saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        if saved.get("fingerprint") != _plain(fingerprint):
+        if saved.get("fingerprint") != plain(fingerprint):
             raise UserInputError(f"{checkpoint} belongs to another fit (other options or files); delete it to start "
                                  f"afresh")
         theta, step, losses, seconds = saved["theta"], int(saved["step"]), list(saved["losses"]), float(saved["seconds"])
@@ -202,12 +199,10 @@ def start_residual_ratio(theta: dict[str, torch.Tensor], method: Any, problem: A
         sigma = noise_level(problem.physics, problem.y, prefer="estimate", hints=problem.hints).sigma
     except ValueError:
         return None
-    first = copy.copy(method)
-    first.iterations = 1
-    seen = _FirstOutput()
-    from .outputrule import OutputRule
     from .rules import reconstruct
+    from .volume.defaults import warm_method
 
+    first, seen = warm_method(method, 1), _FirstOutput()
     reconstruct(first, problem.y, problem.physics, OutputRule(stop="none"), x0=problem.x0,
                 callbacks=[WarmStart(Weights(theta)), seen], track_every=1, hints=problem.hints)
     if seen.output is None or not sigma > 0:
@@ -227,15 +222,9 @@ class _FirstOutput(Callback):
             self.output = state.output.detach().clone()
 
 
-def _plain(value: Any) -> Any:
-    from .fingerprint import plain
-
-    return plain(value)
-
-
 def _save_checkpoint(path: Path, theta: dict[str, torch.Tensor], step: int, losses: list[float], seconds: float,
                      fingerprint: dict[str, Any]) -> None:
     from .io.outputs import atomic_write
 
-    payload = {"theta": theta, "step": step, "losses": losses, "seconds": seconds, "fingerprint": _plain(fingerprint)}
+    payload = {"theta": theta, "step": step, "losses": losses, "seconds": seconds, "fingerprint": plain(fingerprint)}
     atomic_write(path, lambda f: torch.save(payload, f))
