@@ -200,6 +200,37 @@ def test_discrepancy_at_noise_level_zero_runs_to_the_end_and_returns_the_smalles
         Discrepancy(lambda state: state.output, sigma=-1.0)
 
 
+def test_discrepancy_with_confirmation_tells_a_noise_level_from_the_datas_detail():
+    # a noise level: the residual reaches it at step 3 and stays near it for as many steps again, so the rule
+    # stops at the window's end (step 6) and returns step 3's iterate, not a later, more over-fitted one
+    noisy = Discrepancy(lambda state: state.output, sigma=1.0, confirm=1.0)
+    state = _watch(noisy, [9.0, 2.0, 0.95, 0.9, 0.88, 0.86, 0.8, 0.7])
+    assert state.stop and noisy.selection()[1:] == (3, "discrepancy")
+    assert torch.allclose(noisy.selection()[0], torch.full((1, 1, 2, 2), 0.95**0.5))
+    assert "at iteration 3 and still above 0.5 tau sigma^2 at iteration 6 (a noise level)" in state.stop_reason
+    # the data's detail taken for noise (noise-free data): the residual falls below half the level inside the
+    # window, so the rule goes on to the end of the budget and returns the smallest residual
+    clean = Discrepancy(lambda state: state.output, sigma=1.0, confirm=1.0)
+    state = _watch(clean, [9.0, 2.0, 0.95, 0.6, 0.4, 0.2, 0.1, 0.05, 0.07])
+    assert not state.stop and clean.noise_free_at == 5
+    assert clean.selection()[1:] == (8, "discrepancy, noise-free, smallest residual")
+    clean.on_end(state)
+    assert "not noise" in state.stop_reason
+    # a checkpoint taken inside the window resumes it
+    half = Discrepancy(lambda state: state.output, sigma=1.0, confirm=1.0)
+    _watch(half, [9.0, 2.0, 0.95, 0.9])
+    resumed = Discrepancy(lambda state: state.output, sigma=1.0, confirm=1.0)
+    resumed.load_state_dict(half.state_dict())
+    assert resumed.candidate_at == 3 and resumed.level == 1.0
+    # the budget ending inside the window returns the iterate at the level; confirm=0 is the plain rule
+    short = Discrepancy(lambda state: state.output, sigma=1.0, confirm=1.0)
+    state = _watch(short, [9.0, 2.0, 0.95, 0.9])
+    short.on_end(state)
+    assert short.selection()[1] == 3 and "inside the confirmation window" in state.stop_reason
+    plain = Discrepancy(lambda state: state.output, sigma=1.0, confirm=0)
+    assert "at iteration 3" in _watch(plain, [9.0, 2.0, 0.95, 0.9]).stop_reason and plain.stopped_at == 3
+
+
 def test_exponential_average_is_the_recursive_mean():
     average = ExponentialAverage(lambda state: state.output, decay=0.75)
     frames = [torch.full((1, 1, 2, 2), float(v)) for v in (4.0, 0.0, 8.0)]

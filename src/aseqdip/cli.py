@@ -115,6 +115,11 @@ def add_stopping_arguments(p: argparse.ArgumentParser) -> None:
                    help="--stop selfval/sure: steps without a new minimum before stopping (default 500)")
     g.add_argument("--tau", type=float, default=None,
                    help="--stop discrepancy: stop once the residual is <= TAU sigma^2 per measured entry (default 1)")
+    g.add_argument("--confirm", type=float, default=None,
+                   help="--stop discrepancy: once the residual reaches the level, run this fraction of the steps taken "
+                        "again; if the residual falls below half the level meanwhile, the level was the data's detail, "
+                        "not noise, and the run goes to the budget (default off; auto: 1 with a data-consistent "
+                        "input, --dc-update; 0: off)")
     g.add_argument("--ema", type=float, default=None,
                    help="return an exponential moving average of the estimates with this decay (e.g. 0.99), alone "
                         "or watched by --stop; selfguided, rethinking: their own average's weight (default 0.99)")
@@ -414,6 +419,7 @@ FLAG_OF_PARAMETER: tuple[tuple[str, str], ...] = (
     ("OutputRule.noise", "--sigma-from"), ("OutputRule.sigma", "--sure-sigma (0-255 scale)"),
     ("OutputRule.ema", "--ema"), ("OutputRule.every", "--stop-every"), ("OutputRule.patience", "--stop-patience"),
     ("OutputRule.holdout", "--holdout"), ("OutputRule.window", "--es-window"), ("OutputRule.tau", "--tau"),
+    ("OutputRule.confirm", "--confirm"),
     ("OutputRule.observe", "--observe"), ("OutputRule.stop", "--stop"), ("sure_sigma", "--sure-sigma"),
     ("use method dip", "use --method dip"),
 )

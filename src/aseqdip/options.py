@@ -42,6 +42,7 @@ class StopOptions:
     stop_every: int | None = None
     stop_patience: int | None = None
     tau: float | None = None
+    confirm: float | None = None
     ema: float | None = None
     es_window: int | None = None
     es_patience: int | None = None

@@ -28,7 +28,9 @@ class OutputRule:
     of measured locations held out by ``selfval``; ``refit``
     reruns the method on all measurements for the budget self-validation found. ``halt=False`` keeps the
     run going after a rule has decided (to compare rules along one run). ``seed`` draws the held-out set
-    and SURE's probe.
+    and SURE's probe. ``confirm`` (discrepancy; None: off) runs that fraction of the steps taken again after the
+    level is reached, and takes the data as noise-free if the residual falls below half the level meanwhile
+    (:class:`aseqdip.engine.stopping.Discrepancy`).
     """
 
     stop: str = "none"
@@ -39,6 +41,7 @@ class OutputRule:
     patience: int | None = None
     window: int = 100
     tau: float = 1.0
+    confirm: float | None = None
     sigma: float | None = None
     alpha: float = 0.5
     pairs: int = 1
@@ -51,7 +54,7 @@ class OutputRule:
         """The settings that matter for this rule (for metrics.json)."""
         keep = {"stop", "ema", "observe"} | {
             "selfval": {"holdout", "refit", "every", "patience", "seed"}, "wmv": {"window", "patience"},
-            "discrepancy": {"tau", "sigma", "every", "noise"},
+            "discrepancy": {"tau", "sigma", "every", "noise", "confirm"},
             "sure": {"sigma", "alpha", "pairs", "every", "patience", "seed", "noise"},
         }.get(self.stop, set())
         out = {k: v for k, v in asdict(self).items() if k in keep}

@@ -141,6 +141,7 @@ def output_rule(options: RunOptions) -> Any:
               "ema": rule.ema if "ema" in owned else None,
               "sigma": None if rule.sure_sigma is None else from_255(rule.sure_sigma),
               "holdout": rule.holdout, "refit": rule.refit, "every": rule.stop_every, "tau": rule.tau,
+              "confirm": rule.confirm,
               "window": rule.es_window if wmv else None,
               "patience": (rule.es_patience if wmv else None) or rule.stop_patience,
               "noise": rule.sigma_from, "observe": tuple(rule.observe) if rule.observe else None}

@@ -76,8 +76,8 @@ def callbacks_for(rule: OutputRule, method: Any, y: torch.Tensor, physics: Any,
     if rule.stop == "wmv":
         out.append(WindowedMovingVariance(watch, window=rule.window, patience=patience))
     elif rule.stop == "discrepancy":
-        out.append(Discrepancy(watch, _sigma(noise), tau=rule.tau,
-                               measured=measured_entries(physics, y), every=every, halt=rule.halt))
+        out.append(Discrepancy(watch, _sigma(noise), tau=rule.tau, measured=measured_entries(physics, y),
+                               every=every, halt=rule.halt, confirm=rule.confirm))
     elif rule.stop == "sure":
         sure = MonteCarloSURE(method, _sigma(noise), alpha=rule.alpha, pairs=rule.pairs,
                               every=every, patience=patience, decay=rule.ema, halt=rule.halt, seed=rule.seed)

@@ -202,23 +202,35 @@ class Discrepancy(Callback):
     ``sigma = 0`` says the data are noise-free: the level is 0, which no residual reaches, so the rule runs
     to the budget and returns the iterate with the smallest residual (its curve then holds the residual
     itself, in data units, instead of the ratio to sigma^2).
+
+    ``confirm`` (a fraction; None or 0: off) checks that the level was a noise level before stopping. Where the
+    residual first reaches it, that iterate is kept and the run goes on for ``confirm`` times the steps taken
+    so far. Real noise is fitted slowly (DIP's premise), so the residual stays near sigma^2 and the kept
+    iterate is returned at the window's end. If instead the residual falls below ``confirm_level`` times the
+    level inside the window, what was estimated was the data's own detail, not noise (noise-free simulated
+    k-space: the corner estimate, 0.0013-0.0041, is the image's high frequencies), and the rule goes on as
+    at ``sigma = 0``: to the budget, returning the iterate with the smallest residual.
     """
 
     name = "discrepancy"
 
     def __init__(self, estimate: Callable[[LoopState], torch.Tensor], sigma: float, tau: float = 1.0,
                  measured: torch.Tensor | None = None, every: int = 1, halt: bool = True,
-                 label: str | None = None) -> None:
+                 label: str | None = None, confirm: float | None = None, confirm_level: float = 0.5) -> None:
         if not sigma >= 0:
             raise ValueError(f"the discrepancy principle needs a noise level sigma >= 0, got {sigma}")
         if not tau > 0:
             raise ValueError(f"tau must be positive, got {tau}")
         if every < 1:
             raise ValueError(f"the check interval must be at least 1 step, got {every}")
+        if confirm is not None and not confirm >= 0:
+            raise ValueError(f"the confirmation window must be a fraction >= 0 of the steps (0: off), got {confirm}")
+        if not 0 < confirm_level < 1:
+            raise ValueError(f"the confirmation level must lie strictly between 0 and 1, got {confirm_level}")
+        self.confirm, self.confirm_level = (confirm or None), float(confirm_level)  # 0 is off, as None
         self.estimate = estimate
         self.sigma = float(sigma)
         self.tau = float(tau)
-        self.level = self.tau if self.sigma > 0 else 0.0  # what ``ratio`` is compared with (residual itself at sigma 0)
         self.measured = measured
         self.every = every
         self.halt = halt
@@ -232,6 +244,10 @@ class Discrepancy(Callback):
         self.nearest_ratio = float("inf")  # the smallest residual / sigma^2 since the rule armed
         self.nearest_iteration: int | None = None
         self._nearest: torch.Tensor | None = None
+        self.level = self.tau if self.sigma > 0 else 0.0  # what ``ratio`` is compared with (residual itself at sigma 0)
+        self.candidate_at: int | None = None  # with ``confirm``: where the level was reached, awaiting confirmation
+        self._candidate: torch.Tensor | None = None
+        self.noise_free_at: int | None = None  # with ``confirm``: where the level turned out not to be noise
         self.curve = Series(self.name)
 
     def on_start(self, state: LoopState) -> None:
@@ -251,22 +267,52 @@ class Discrepancy(Callback):
             residual = float(self.residual(state, x))
             ratio = residual / self.sigma**2 if self.sigma > 0 else residual
         self.curve.add(state.iteration, ratio)
-        if ratio > self.level:
+        if self.candidate_at is not None:
+            self._confirm(state, x, ratio)
+        elif ratio > self.level:
             self.armed = True
             if ratio < self.nearest_ratio:
                 self.nearest_ratio, self.nearest_iteration, self._nearest = ratio, state.iteration, x.clone()
+        elif self.armed and self.confirm is None:
+            self._stop(state, state.iteration, x.clone(), f"residual {ratio:.3f} sigma^2 <= tau {self.tau:g} sigma^2 "
+                                                          f"at iteration {state.iteration}")
         elif self.armed:
-            self.stopped_at = state.iteration
-            self._image = x.clone()
-            if self.halt:
-                state.stop = True
-                state.stop_reason = (f"{self.label}: residual {ratio:.3f} sigma^2 <= tau {self.tau:g} sigma^2 "
-                                     f"at iteration {state.iteration}")
+            self._confirm(state, x, ratio)
+
+    def _stop(self, state: LoopState, iteration: int, image: torch.Tensor, why: str) -> None:
+        self.stopped_at, self._image = iteration, image
+        if self.halt:
+            state.stop = True
+            state.stop_reason = f"{self.label}: {why}"
+
+    def _confirm(self, state: LoopState, x: torch.Tensor, ratio: float) -> None:
+        """Inside the confirmation window: keep the first iterate at the level; stop with it at the window's end,
+        or take the data as noise-free if the residual falls well below the level first."""
+        if self.candidate_at is None:
+            self.candidate_at, self._candidate = state.iteration, x.clone()
+        if ratio <= self.confirm_level * self.tau:
+            self.noise_free_at, self.level = state.iteration, 0.0  # from here on as at sigma = 0
+            self.candidate_at, self._candidate = None, None
+            self.nearest_ratio, self.nearest_iteration, self._nearest = ratio, state.iteration, x.clone()
+        elif state.iteration >= self.candidate_at * (1 + self.confirm):
+            self._stop(state, self.candidate_at, self._candidate,
+                       f"residual <= tau {self.tau:g} sigma^2 at iteration {self.candidate_at} and still above "
+                       f"{self.confirm_level:g} tau sigma^2 at iteration {state.iteration} (a noise level)")
 
     def on_end(self, state: LoopState) -> None:
         """Say why a run the rule never armed in went to its end: its estimate fitted the data below the noise
         level from the first check on (a start that copies y, such as a prior that became an identity, or a
         noise level estimated too high), so nothing told a fit from an over-fit."""
+        if self.candidate_at is not None and self.stopped_at is None:  # the budget ended inside the window
+            self.stopped_at, self._image = self.candidate_at, self._candidate
+            if self.halt and not getattr(state, "stop_reason", ""):
+                state.stop_reason = (f"{self.label}: residual <= tau {self.tau:g} sigma^2 at iteration "
+                                     f"{self.candidate_at}; the budget ended inside the confirmation window")
+        if self.noise_free_at is not None and self.halt and not getattr(state, "stop_reason", ""):
+            state.stop_reason = (f"{self.label}: the residual fell to {self.confirm_level:g} tau sigma^2 at iteration "
+                                 f"{self.noise_free_at}, within the confirmation window: the estimated level is the "
+                                 f"data's detail, not noise, so the run went to its budget and returns the iterate "
+                                 f"with the smallest residual")
         if self.halt and not self.armed and len(self.curve) and not getattr(state, "stop_reason", ""):
             state.stop_reason = (f"{self.label}: the residual was at or below tau sigma^2 from the first check on, "
                                  f"so the rule never armed; the run's last iterate is returned (is the start a copy "
@@ -277,7 +323,8 @@ class Discrepancy(Callback):
         if self._image is not None:
             return self._image, int(self.stopped_at), self.label
         if self._nearest is not None:
-            return self._nearest, int(self.nearest_iteration), f"{self.label}, smallest residual"
+            noise_free = ", noise-free" if self.noise_free_at is not None else ""
+            return self._nearest, int(self.nearest_iteration), f"{self.label}{noise_free}, smallest residual"
         return None
 
     def history(self) -> dict[str, list[float]]:
@@ -287,13 +334,18 @@ class Discrepancy(Callback):
         return {"armed": self.armed, "stopped_at": self.stopped_at,
                 "image": None if self._image is None else self._image.cpu(),
                 "nearest_ratio": self.nearest_ratio, "nearest_iteration": self.nearest_iteration,
-                "nearest": None if self._nearest is None else self._nearest.cpu(), **self.curve.state_dict()}
+                "nearest": None if self._nearest is None else self._nearest.cpu(), "level": self.level,
+                "candidate_at": self.candidate_at, "noise_free_at": self.noise_free_at,
+                "candidate": None if self._candidate is None else self._candidate.cpu(), **self.curve.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.armed, self.stopped_at, self._image = bool(state["armed"]), state["stopped_at"], state["image"]
         # checkpoints written before the nearest iterate was kept have none: it is found again from here on
         self.nearest_ratio = float(state.get("nearest_ratio", float("inf")))
         self.nearest_iteration, self._nearest = state.get("nearest_iteration"), state.get("nearest")
+        self.level = float(state.get("level", self.level))
+        self.candidate_at, self._candidate = state.get("candidate_at"), state.get("candidate")
+        self.noise_free_at = state.get("noise_free_at")
         self.curve.load_state_dict(state)
 
 
