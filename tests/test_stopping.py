@@ -225,6 +225,7 @@ def test_discrepancy_with_confirmation_tells_a_noise_level_from_the_datas_detail
     # the budget ending inside the window returns the iterate at the level; confirm=0 is the plain rule
     short = Discrepancy(lambda state: state.output, sigma=1.0, confirm=1.0)
     state = _watch(short, [9.0, 2.0, 0.95, 0.9])
+    assert short.selection()[1] == 3  # the loop asks for the selection before on_end
     short.on_end(state)
     assert short.selection()[1] == 3 and "inside the confirmation window" in state.stop_reason
     plain = Discrepancy(lambda state: state.output, sigma=1.0, confirm=0)

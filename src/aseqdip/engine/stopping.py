@@ -322,6 +322,8 @@ class Discrepancy(Callback):
         """The iterate where the residual reached the noise level, else the nearest one (None before arming)."""
         if self._image is not None:
             return self._image, int(self.stopped_at), self.label
+        if self._candidate is not None:  # the budget ended inside the confirmation window (the loop asks before on_end)
+            return self._candidate, int(self.candidate_at), self.label
         if self._nearest is not None:
             noise_free = ", noise-free" if self.noise_free_at is not None else ""
             return self._nearest, int(self.nearest_iteration), f"{self.label}{noise_free}, smallest residual"
