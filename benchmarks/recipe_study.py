@@ -67,9 +67,9 @@ MRI = {
     "norm": ("--loss-form", "norm"),
     "scale": ("--match-scale",),
     "consistent": ("--consistent-output",),
-    # the authors' recipe under auto with the discrepancy principle's level confirmed (what auto now does with a
-    # data-consistent input; named here so that the command says it whatever auto's default)
-    "authors-confirm": ("--recipe", "authors", "--confirm", "1"),
+    # the library's MRI recipe: under auto, a trial of the authors' recipe (its discrepancy principle confirming the
+    # noise level), kept on noise-free k-space, else the paper's recipe (aseqdip.recipes.TRIALS)
+    "library": ("--recipe", "library"),
 }
 AUTHORS_ONLY = {"authors": ("--recipe", "authors")}
 # deblurring's script runs 10000 steps: capped at the paper's 4000 here (the variant's name says so)
@@ -112,6 +112,12 @@ BLOCKS: list[tuple[str, str, tuple[str, ...], int, dict[str, tuple[str, ...]], t
 # the study variant that measured each recipe (the library's inpainting recipe is the biharmonic-warmup variant:
 # the same two options, aseqdip.recipes.LIBRARY)
 RECIPE_VARIANT = {"paper": "paper", "authors": "authors", "library": "biharmonic-warmup"}
+RECIPE_VARIANT_OF_TASK = {("mri", "library"): "library"}  # where a task's library recipe has a variant of its own
+
+
+def recipe_variant(task: str, recipe: str) -> str:
+    """The study variant that measured ``recipe`` on ``task``."""
+    return RECIPE_VARIANT_OF_TASK.get((task, recipe), RECIPE_VARIANT[recipe])
 
 # the inpainting choices checked on images no choice was made on (auto_holdout's, never in a study)
 HOLDOUT_VARIANTS = {k: INPAINT[k] for k in ("authors", "biharmonic-warmup")}

@@ -25,7 +25,7 @@ from typing import Any
 from benchmarks.auto_study import RESULTS as AUTO_RESULTS
 from benchmarks.auto_table import load_rows as load_auto_rows
 from benchmarks.auto_table import outcome
-from benchmarks.recipe_study import BLOCKS, HOLDOUT_BLOCKS, RECIPE_VARIANT, RESULTS
+from benchmarks.recipe_study import BLOCKS, HOLDOUT_BLOCKS, RESULTS, recipe_variant
 
 
 def load_rows(results: Path = RESULTS) -> dict[tuple, dict[str, Any]]:
@@ -147,7 +147,7 @@ def readme_block(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[
 
         paper, authors, dip = get("aseqdip paper"), get("aseqdip authors"), get("dip paper")
         default = default_recipe(task)
-        chosen = get(f"aseqdip {RECIPE_VARIANT[default]}")
+        chosen = get(f"aseqdip {recipe_variant(task, default)}")
         n = len(paper.get("auto", []))
         if not n or len(authors.get("auto", [])) != n or len(dip.get("auto", [])) != n:
             continue

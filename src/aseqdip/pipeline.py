@@ -253,7 +253,7 @@ def solve_and_save(options: RunOptions, method: Any, problem: Any, extra: dict[s
                   "resume": options.resume, "checkpoint_fingerprint": fingerprint}
     try:
         with OutputLock(options.out):  # a second run for this --out is refused before it computes
-            result = solve(options, method, problem, callbacks=[] if warm is None else [warm], **saving)
+            result, options, method = solve_trying(options, method, problem, [] if warm is None else [warm], saving)
             with StagedOutput(options.out, replace=options.overwrite) as out:
                 metrics = save_run(out, problem, method.name, result.hyperparameters or method.hyperparameters(), result,
                                    extra={**extra, "recipe": recipe_record(options), "fingerprint": fingerprint,
@@ -269,7 +269,42 @@ def solve_and_save(options: RunOptions, method: Any, problem: Any, extra: dict[s
         raise Interrupted(f"interrupted; {kept_note(options.out, bool(saving))}") from None
     if saving:
         saving["checkpoint"].unlink(missing_ok=True)  # the results are in place: the checkpoint has done its job
+        trial_checkpoint(saving["checkpoint"]).unlink(missing_ok=True)
     return metrics
+
+
+def solve_trying(options: RunOptions, method: Any, problem: Any, callbacks: list[Any],
+                 saving: dict[str, Any]) -> tuple[Any, RunOptions, Any]:
+    """:func:`solve`, or where the recipe is a trial (``aseqdip.recipes.TRIALS``: the library's MRI recipe under
+    ``auto``) the trial: the first recipe runs, and is kept if its rule found the data noise-free; otherwise the run
+    starts again with the second recipe. Returns (result, the options and method that made it); the result's
+    ``info["recipe_trial"]`` records the trial (its steps count in the run's cost)."""
+    from .recipes import default_recipe, trial
+
+    recipe = options.recipe or default_recipe(options.task)
+    pair = trial(recipe, options.task, options.method)
+    if pair is None or options.stopping.stop != "auto" or options.init:
+        return solve(options, method, problem, callbacks, **saving), options, method
+    first_options = dataclasses.replace(options, recipe=pair[0])
+    first = make_method(first_options, task_class(options))
+    first_saving = {**saving, "checkpoint": trial_checkpoint(saving["checkpoint"])} if saving else {}
+    tried = solve(first_options, first, problem, callbacks, **first_saving)
+    kept = "noise-free" in tried.rule  # the rule's label: the level was the data's detail (Discrepancy, confirm)
+    record = {"recipes": list(pair), "tried": pair[0], "kept": kept, "steps": tried.iterations,
+              "seconds": round(tried.seconds, 3), "stop_reason": tried.info.get("stop_reason", "")}
+    if kept:
+        tried.info["recipe_trial"] = record
+        return tried, first_options, first
+    then_options = dataclasses.replace(options, recipe=pair[1])
+    then = make_method(then_options, task_class(options))
+    result = solve(then_options, then, problem, callbacks, **saving)
+    result.info["recipe_trial"] = record
+    return result, then_options, then
+
+
+def trial_checkpoint(checkpoint: Path) -> Path:
+    """Where the first recipe of a trial keeps its checkpoint (beside the run's own)."""
+    return checkpoint.with_name(checkpoint.name.replace(".checkpoint.pt", ".trial.checkpoint.pt"))
 
 
 WEIGHTS_FILE = "weights.pt"  # a run's final network weights and input, written with --save-weights

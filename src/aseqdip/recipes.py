@@ -60,12 +60,27 @@ LIBRARY: dict[str, dict[str, Any]] = {
 }
 
 
+# Where the library's recipe is a trial: (first, then). Under ``auto`` the first recipe runs with its discrepancy
+# principle confirming the noise level (aseqdip.engine.stopping.Discrepancy, ``confirm``); it is kept where the
+# data prove noise-free, and otherwise the run starts again with the second. MRI: the authors' data-consistent
+# recipe is far ahead on noise-free k-space and behind with k-space noise, and the k-space corner estimate cannot
+# tell the two apart before a run (docs/fidelity.md, "MRI: a trial of the authors' recipe").
+TRIALS: dict[str, tuple[str, str]] = {"mri": ("authors", "paper")}
+
+
+def trial(recipe: str, task: str | None, method: str) -> tuple[str, str] | None:
+    """(first, then) when ``recipe`` on ``task`` is a trial for ``method`` (only aSeqDIP has recipes), else None."""
+    return TRIALS.get(task or "") if recipe == "library" and method == "aseqdip" else None
+
+
 def recipe_settings(recipe: str, task: str | None, method: str) -> dict[str, Any]:
     """The method keyword arguments ``recipe`` sets for ``method`` on ``task`` (only aSeqDIP has recipes)."""
     if recipe not in RECIPES:
         raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
     if recipe == "paper" or method != "aseqdip" or task is None:
         return {}
+    if recipe == "library" and task in TRIALS:  # outside a trial (a fixed budget, a warm start): the second recipe
+        return recipe_settings(TRIALS[task][1], task, method)
     return dict((AUTHORS if recipe == "authors" else LIBRARY).get(task, {}))
 
 
