@@ -16,7 +16,7 @@ from aseqdip.errors import UserInputError
 from aseqdip.methods import ASeqDIP
 from aseqdip.nets import NETWORKS
 from aseqdip.pipeline import make_method
-from aseqdip.recipes import AUTHORS, LIBRARY, recipe_settings
+from aseqdip.recipes import AUTHORS, LIBRARY, default_recipe, recipe_settings
 from aseqdip.tasks import TASKS, Inpaint
 
 TINY = dict(precision="fp32", device="cpu", network="shallow_unet")
@@ -222,6 +222,7 @@ def test_the_library_mri_recipe_keeps_the_authors_recipe_only_where_the_data_pro
         assert main([*common, *flags, "--out", str(tmp_path / name)]) == 0
         return json.loads((tmp_path / name / "metrics.json").read_text())
 
+    assert default_recipe("mri") == "library"  # the default of an MRI run
     clean = run("clean", "--recipe", "library")
     assert clean["recipe_trial"]["kept"] and clean["recipe"]["name"] == "authors"
     assert "not noise" in clean["stop_reason"] and clean["iterations"] == 300
