@@ -9,7 +9,8 @@ ground truth and stops there, with the budget (``--iterations``, default 4000) a
   measurement* (``physics/noise_level.py``). It never reads the noise level of a simulation: a user
   with real data does not have it. On CT without a photon count no estimate is a noise level (only a
   floor of the sinogram's detail), so the data are taken as noise-free there: the run goes to the budget
-  and returns the iterate with the smallest residual (:data:`NOISE_FREE_PHYSICS`).
+  and returns the iterate with the smallest residual (:data:`NOISE_FREE_PHYSICS`). With a data-consistent
+  input the level is confirmed before the rule stops (:data:`CONFIRM_WITH_DC_INPUT`).
 * method settings (``auto_settings`` of the method's class; aSeqDIP's ramp, not on CT): Algorithm 1 at
   3e-4 for its first 100 steps, then the paper's 1e-4, so that the first steps are not spent climbing back
   to z_0. The fixed point is unchanged. On CT it made the runs less stable and did not raise their end
