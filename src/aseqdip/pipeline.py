@@ -279,6 +279,7 @@ def solve_trying(options: RunOptions, method: Any, problem: Any, callbacks: list
     ``auto``) the trial: the first recipe runs, and is kept if its rule found the data noise-free; otherwise the run
     starts again with the second recipe. Returns (result, the options and method that made it); the result's
     ``info["recipe_trial"]`` records the trial (its steps count in the run's cost)."""
+    from .engine.stopping import NOISE_FREE
     from .recipes import default_recipe, trial
 
     recipe = options.recipe or default_recipe(options.task)
@@ -289,7 +290,7 @@ def solve_trying(options: RunOptions, method: Any, problem: Any, callbacks: list
     first = make_method(first_options, task_class(options))
     first_saving = {**saving, "checkpoint": trial_checkpoint(saving["checkpoint"])} if saving else {}
     tried = solve(first_options, first, problem, callbacks, **first_saving)
-    kept = "noise-free" in tried.rule  # the rule's label: the level was the data's detail (Discrepancy, confirm)
+    kept = NOISE_FREE in tried.rule  # the rule's label: the level was the data's detail (Discrepancy, confirm)
     record = {"recipes": list(pair), "tried": pair[0], "kept": kept, "steps": tried.iterations,
               "seconds": round(tried.seconds, 3), "stop_reason": tried.info.get("stop_reason", "")}
     if kept:

@@ -184,6 +184,9 @@ def mean_residual(physics: Any, y: torch.Tensor, x: torch.Tensor, measured: torc
     return (sq * mask).sum() / mask.expand_as(sq).sum().clamp_min(1)
 
 
+NOISE_FREE = "noise-free"  # in the label of an iterate the confirmation window chose on noise-free data
+
+
 class Discrepancy(Callback):
     """Morozov's discrepancy principle: stop once the fit reaches the noise level.
 
@@ -325,7 +328,7 @@ class Discrepancy(Callback):
         if self._candidate is not None:  # the budget ended inside the confirmation window (the loop asks before on_end)
             return self._candidate, int(self.candidate_at), self.label
         if self._nearest is not None:
-            noise_free = ", noise-free" if self.noise_free_at is not None else ""
+            noise_free = f", {NOISE_FREE}" if self.noise_free_at is not None else ""
             return self._nearest, int(self.nearest_iteration), f"{self.label}{noise_free}, smallest residual"
         return None
 
