@@ -156,7 +156,7 @@ def readme_block(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[
             continue
         fixed_a, fixed_d = get("aseqdip paper (auto study)"), get("dip paper (auto study)")
 
-        def mean_steps(c: dict) -> str:
+        def mean_steps(c: dict, n: int = n) -> str:
             if not c.get("auto"):
                 return "not run yet"
             part = "" if len(c["auto"]) == n else f", {len(c['auto'])} of {n} images"
