@@ -122,7 +122,12 @@ def recipe_variant(task: str, recipe: str) -> str:
 # the inpainting choices checked on images no choice was made on (auto_holdout's, never in a study)
 HOLDOUT_VARIANTS = {k: INPAINT[k] for k in ("authors", "biharmonic-warmup")}
 # (its own setting name, so that its lines never mix with the study images')
-HOLDOUT_BLOCKS = [("inpaint", "hiar0.25-heldout", ("--hiar", "0.25"), 64, HOLDOUT_VARIANTS, ("auto",))]
+HOLDOUT_BLOCKS = [("inpaint", "hiar0.25-heldout", ("--hiar", "0.25"), 64, HOLDOUT_VARIANTS, ("auto",)),
+                  # MRI's library recipe (the trial) on the one real MR slice of the bundle no study uses
+                  ("mri", "4x-heldout", ("--acceleration", "4"), 64, {"library": MRI["library"]}, ("auto",)),
+                  ("mri", "4x-sigma5-heldout", ("--acceleration", "4", "--sigma", "5"), 64,
+                   {"library": MRI["library"]}, ("auto",))]
+HELD_OUT_MRI = ("MR_small",)  # the fourth of paper_data.MRI: the studies take the first three
 
 
 @dataclass(frozen=True)
@@ -182,11 +187,12 @@ def holdout_rows(cache: Path) -> list[Row]:
     on ``benchmarks.auto_holdout``'s natural images (never in a study), under auto."""
     from benchmarks.auto_holdout import IMAGES as HELD_OUT
 
-    named = {item.ident: item for item in builtin_items("natural", cache)}
+    named = {group: {item.ident: item for item in builtin_items(group, cache)} for group in ("natural", "mri")}
+    held_out = {"natural": HELD_OUT["natural"], "mri": HELD_OUT_MRI}
     rows = []
     for task, setting, options, size, variants, kinds in HOLDOUT_BLOCKS:
         for kind in kinds:
-            for item in (named[name] for name in HELD_OUT["natural"]):
+            for item in (named[GROUP[task]][name] for name in held_out[GROUP[task]]):
                 for method, variant, flags in [("aseqdip", "paper", ()), ("dip", "paper", ()),
                                                *(("aseqdip", v, f) for v, f in variants.items())]:
                     rows.append(Row(task, setting, options, item.ident, item.spec, size, method, variant, flags, kind))
