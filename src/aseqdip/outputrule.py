@@ -58,6 +58,8 @@ class OutputRule:
             "sure": {"sigma", "alpha", "pairs", "every", "patience", "seed", "noise"},
         }.get(self.stop, set())
         out = {k: v for k, v in asdict(self).items() if k in keep}
+        if out.get("confirm", 0) is None:
+            del out["confirm"]  # off: the records of runs before the window existed read the same
         out["observe"] = list(self.observe)
         if "every" in out and out["every"] is None:
             out["every"] = DEFAULT_EVERY[self.stop]
