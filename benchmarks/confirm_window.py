@@ -26,17 +26,19 @@ ROWS = ROOT / "benchmarks" / "results" / "auto-study"
 OUT = ROOT / "benchmarks" / "results" / "confirm-window" / "TABLE.md"
 
 
-def confirmed_stop(metrics: dict, confirm: float = 1.0, below: float = 0.5) -> tuple[int, str]:
-    """(the step whose image the rule with the window returns, why), replayed on the recorded residual curve."""
-    h = metrics["history"]
+def confirmed_stop(metrics: dict, confirm: float = 1.0, below: float = 0.5) -> tuple[int, int, str]:
+    """(the step whose image the rule with the window returns, the steps it runs, why), replayed on the recorded
+    residual curve."""
+    h, budget = metrics["history"], metrics["iterations"]
     steps, residual, level = h["residual_iteration"], h["residual"], metrics["noise"]["sigma"] ** 2
     reached = discrepancy_stop(residual, steps, level)
     if reached is None:
-        return min(zip(residual, steps))[1], "never reached: smallest residual"
+        return min(zip(residual, steps))[1], budget, "never reached: smallest residual"
     for step, value in zip(steps, residual):
         if reached < step <= reached * (1 + confirm) and value <= below * level:
-            return min((v, s) for s, v in zip(steps, residual) if s >= step)[1], "noise-free: smallest residual"
-    return reached, "confirmed"
+            return (min((v, s) for s, v in zip(steps, residual) if s >= step)[1], budget,
+                    "noise-free: smallest residual")
+    return reached, min(budget, int(reached * (1 + confirm))), "confirmed"
 
 
 def row(path: Path) -> dict | None:
@@ -47,12 +49,11 @@ def row(path: Path) -> dict | None:
     level = m["noise"]["sigma"] ** 2
     reached = discrepancy_stop(h["residual"], h["residual_iteration"], level)
     plain = reached or min(zip(h["residual"], h["residual_iteration"]))[1]  # never reached: the smallest residual
-    window, why = confirmed_stop(m)
+    window, window_steps, why = confirmed_stop(m)
     setting = ", ".join(f"{k} {v:g}" for k, v in m["task_settings"].items() if k in LINE_KEYS and v is not None)
     return {"line": f"{m['task']} ({setting})", "method": m["method"], "image": m.get("image", ""),
             "plain": psnr_at(m, plain), "plain_steps": reached or m["iterations"],
-            "window": psnr_at(m, window), "window_steps": m["iterations"] if reached is None or why.startswith("noise")
-            else min(m["iterations"], 2 * reached), "why": why, "best": max(h["psnr"])}
+            "window": psnr_at(m, window), "window_steps": window_steps, "why": why, "best": max(h["psnr"])}
 
 
 LINE_KEYS = ("views", "photons", "noise", "sigma", "hiar", "missing", "acceleration")  # what names a study line

@@ -81,7 +81,8 @@ NOISE_FREE_PHYSICS: tuple[str, ...] = ("Tomography",)
 # principle confirms its level (:class:`aseqdip.engine.stopping.Discrepancy`, ``confirm``): after the residual
 # reaches it, as many steps again; if the residual falls below half the level meanwhile, the estimate was the
 # image's detail, not noise, and the run goes to the budget. Measured on the recipe study's MRI slices, 4x, 64 px
-# (docs/fidelity.md, "Stopping a data-consistent recipe"): on noise-free k-space the level (a corner estimate of
+# (docs/fidelity.md, "MRI: the authors' recipe at its own budget"; benchmarks/confirm_window.py for why only
+# there): on noise-free k-space the level (a corner estimate of
 # 0.0013-0.0041, the image's own high frequencies) is reached at about 150-200 steps while the returned image
 # climbs to the budget (MR2_UNCR: 25.18 dB at the level, 29.56 at 6000 steps; its residual 0.46 sigma^2 at 1.5 times
 # the steps); with k-space noise (sigma 5) the residual stays at 0.85-1.0 sigma^2 for thousands of steps and

@@ -28,8 +28,8 @@ TASK_DEFAULTS: dict[str, str] = {
     "inpaint": "library",
     # MRI: the trial (TRIALS): the authors' data-consistent recipe kept where the data prove noise-free, else the
     # paper's (docs/fidelity.md, "MRI: a trial of the authors' recipe"): with k-space noise (4x, sigma 5, 3 slices)
-    # the paper's recipe's own image bit for bit after a trial of 92-128 steps; noise-free (4x, 3 slices) the
-    # authors' recipe to its 6000-step budget (27.73 dB on mean at a fixed budget, against 22.22 for the paper's)
+    # the paper's recipe's own image bit for bit after a trial of 92-132 steps; noise-free (4x, 3 slices) the
+    # authors' recipe to its 6000-step budget (27.39 dB on mean under auto, against 22.22 for the paper's recipe)
     "mri": "library",
 }
 

@@ -306,11 +306,10 @@ class Discrepancy(Callback):
         """Say why a run the rule never armed in went to its end: its estimate fitted the data below the noise
         level from the first check on (a start that copies y, such as a prior that became an identity, or a
         noise level estimated too high), so nothing told a fit from an over-fit."""
-        if self.candidate_at is not None and self.stopped_at is None:  # the budget ended inside the window
-            self.stopped_at, self._image = self.candidate_at, self._candidate
-            if self.halt and not getattr(state, "stop_reason", ""):
-                state.stop_reason = (f"{self.label}: residual <= tau {self.tau:g} sigma^2 at iteration "
-                                     f"{self.candidate_at}; the budget ended inside the confirmation window")
+        if self.candidate_at is not None and self.halt and not getattr(state, "stop_reason", ""):
+            # the budget ended inside the window: selection() returns the kept iterate
+            state.stop_reason = (f"{self.label}: residual <= tau {self.tau:g} sigma^2 at iteration "
+                                 f"{self.candidate_at}; the budget ended inside the confirmation window")
         if self.noise_free_at is not None and self.halt and not getattr(state, "stop_reason", ""):
             state.stop_reason = (f"{self.label}: the residual fell to {self.confirm_level:g} tau sigma^2 at iteration "
                                  f"{self.noise_free_at}, within the confirmation window: the estimated level is the "
