@@ -137,11 +137,13 @@ def test_deblur_is_registered_and_documents_its_noise_scale():
 
 
 def test_aseqdip_deblurs_a_real_image():
-    # the paper's defaults (N=2, lambda=1, lr 1e-4); it passes the blurred image's PSNR after ~600 steps here
-    x = load_image("skimage:astronaut", size=48)
+    # the paper's N=2, lambda=1, lr 1e-4, after a ramp of 250 steps at 3e-4 (the method's option; auto ramps
+    # 100): +1.74 dB over the blurred input at step 500 here (+0.19 at step 250), where the paper's lr alone
+    # takes 750 steps to pass +0.5 (seed 0, CPU fp32, AMD EPYC)
+    x = load_image("skimage:astronaut", size=32)
     problem = Deblur(kernel_size=7).simulate(x, seed=0)  # saturating camera, motion kernel, noise 0.05
     blurred = problem.metrics(problem.x0)["psnr"]
-    out = ASeqDIP(iterations=800, precision="fp32")(problem.y, problem.physics)
+    out = ASeqDIP(iterations=500, ramp=250, precision="fp32")(problem.y, problem.physics)
     gained = problem.metrics(out)["psnr"] - blurred
     assert gained > 0.5, f"aSeqDIP gained {gained:.2f} dB over the blurred input ({blurred:.2f} dB)"
 
