@@ -73,11 +73,11 @@ def task_settings(task: str, profile: Profile) -> list[tuple[str, list[str]]]:
 
 
 CORE_METHODS = ("aseqdip", "dip", "selfguided")
-CLASSICAL = {"mri": ("cs",), "ct": ("fbp",)}
+CLASSICAL = {"mri": ("cs",), "ct": ("fbp",), "inpaint": ("biharmonic",)}
 # Table 1's other data-independent DIP baselines (run with --extra-baselines)
 EXTRA_BASELINES = {"mri": ("esdip", "tvdip"), "ct": (), "denoise": ("esdip", "tvdip", "rethinking", "sgld"),
                    "inpaint": ("esdip", "sgld", "tvdip"), "deblur": ("sgld",)}
-NO_ITERATIONS_OPTION = ("fbp", "cs")  # closed-form / own solver budget
+NO_ITERATIONS_OPTION = ("fbp", "cs", "biharmonic")  # closed-form / own solver budget
 
 
 def table2_methods(task: str, extra: bool) -> tuple[str, ...]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from aseqdip.methods import ASeqDIP
+from aseqdip.errors import UserInputError
+from aseqdip.methods import METHODS, ASeqDIP
 from aseqdip.tasks import Denoise, Inpaint
 
 
@@ -28,3 +30,18 @@ def test_aseqdip_fills_a_box_hole_better_than_the_masked_input(astronaut64):
     # measured at 200 steps: hole MSE 0.212 -> 0.145, whole-image PSNR 16.84 -> 17.28 dB
     assert hole_mse(x) < 0.8 * hole_mse(problem.y)
     assert problem.metrics(x)["psnr"] > problem.metrics(problem.y)["psnr"] + 0.2
+
+
+def test_the_biharmonic_baseline_keeps_the_measured_pixels_and_fills_the_hole_smoothly(astronaut64):
+    """The classical inpainting reference: y where measured, the biharmonic interpolation in the box hole, in no
+    steps; on this photo and hole (HIAR 0.25) it measured 17.90 dB against the masked input's 10.98."""
+    problem = Inpaint(mask="box", hiar=0.25).simulate(astronaut64, seed=0)
+    measured = problem.physics.mask[0, 0] != 0
+    result = METHODS["biharmonic"]().reconstruct(problem.y, problem.physics)
+    assert result.iterations == 0 and result.rule == "closed form"
+    assert torch.equal(result.image[..., measured], problem.y[..., measured])
+    assert torch.isfinite(result.image).all() and float(result.image[..., ~measured].std()) > 0.01  # not a flat fill
+    assert problem.metrics(result.image)["psnr"] > problem.metrics(problem.y)["psnr"] + 5
+    denoising = Denoise(25).simulate(astronaut64, seed=0)
+    with pytest.raises(UserInputError, match="method biharmonic fills the holes of an inpainting mask"):
+        METHODS["biharmonic"]().reconstruct(denoising.y, denoising.physics)
