@@ -7,7 +7,7 @@ Per task, setting and size, one line per aSeqDIP variant, means over the images 
 the returned PSNR under ``auto`` (the default) and, paired image by image, its difference from aSeqDIP as
 written run under ``auto`` on the same machine; the fixed budget's; auto's steps; and the oracle best along
 the fixed run (found with the ground truth, no user has it; labelled so). On inpainting lines the
-biharmonic fill of the hole alone (no network) is the classical reference. The ``paper`` variant and
+biharmonic fill of the hole alone (no network) is the classical reference, on CT lines FBP. The ``paper`` variant and
 Vanilla DIP come from the auto study's rows on the same images (``benchmarks.auto_table.outcome``), unless
 this study ran them (settings the auto study did not hold). A mean over fewer images than another line's is
 not comparable with it: compare lines of equal n, or the per-image rows in the metrics.json files.
@@ -68,25 +68,28 @@ def figures(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[str, 
     return out
 
 
-def classical_fill(rows: dict[tuple, dict[str, Any]]) -> dict[tuple, list[float]]:
-    """(task, setting, size) -> PSNR of the biharmonic fill of the hole alone (no network, milliseconds), per
-    inpainting image of this study: the classical estimate every inpainting method should beat."""
-    from aseqdip.physics.holdout import measured_entries
-    from aseqdip.physics.masks import fill_hole
+def classical_reference(rows: dict[tuple, dict[str, Any]]) -> dict[tuple, tuple[str, list[float]]]:
+    """(task, setting, size) -> (name, PSNR per image) of the closed-form reference every network method should
+    beat: the biharmonic fill of the hole (inpainting, computed here: milliseconds) and FBP (CT, the rows'
+    ``psnr_measurement``: the CT task's measurement image is its FBP)."""
+    from aseqdip.methods import METHODS
     from aseqdip.tasks import Inpaint
 
-    out: dict[tuple, list[float]] = defaultdict(list)
+    out: dict[tuple, tuple[str, list[float]]] = {}
     seen = set()
     for (task, setting, size, image, *_rest), m in sorted(rows.items()):
-        if task != "inpaint" or (setting, size, image) in seen:
+        if task not in ("inpaint", "ct") or (task, setting, size, image) in seen:
             continue
-        seen.add((setting, size, image))
+        seen.add((task, setting, size, image))
+        if task == "ct":
+            out.setdefault((task, setting, size), ("FBP", []))[1].append(m["psnr_measurement"])
+            continue
         settings = m["task_settings"]
         inpaint = Inpaint(mask=settings["mask"], hiar=settings.get("hiar", 0.25), missing=settings.get("missing", 0.5),
                           sigma=settings.get("sigma", 0.0))
         problem = inpaint.simulate(inpaint.load(m["image"], size=size), seed=m["seed"])
-        filled = fill_hole(problem.x0, measured_entries(problem.physics, problem.y), "biharmonic")
-        out[(task, setting, size)].append(problem.metrics(filled)["psnr"])
+        filled = METHODS["biharmonic"]().reconstruct(problem.y, problem.physics).image
+        out.setdefault((task, setting, size), ("biharmonic fill", []))[1].append(problem.metrics(filled)["psnr"])
     return out
 
 
@@ -102,11 +105,11 @@ def render(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[str, A
     for task, setting, _options, size, _variants, _kinds in [*BLOCKS, *HOLDOUT_BLOCKS]:
         if (task, setting, size) not in order:
             order.append((task, setting, size))
-    fills = classical_fill(rows)
+    references = classical_reference(rows)
     for task, setting, size in order:
-        if fills.get((task, setting, size)):
-            lines.append(f"| {task} | {setting} | {size} | *biharmonic fill alone (no network)* | "
-                         f"{_m(fills[(task, setting, size)])} | | 0 | | |")
+        if (task, setting, size) in references:
+            name, values = references[(task, setting, size)]
+            lines.append(f"| {task} | {setting} | {size} | *{name} alone (no network)* | {_m(values)} | | 0 | | |")
         labels = sorted(label for (t, s, z, label) in cells if (t, s, z) == (task, setting, size))
         for label in labels:
             c = cells[(task, setting, size, label)]
@@ -128,7 +131,7 @@ def readme_block(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[
     from aseqdip.recipes import default_recipe
 
     cells = figures(rows, auto_rows)
-    fills = classical_fill(rows)
+    references = classical_reference(rows)
     lines = [README_BEGIN,
              "Returned PSNR (dB) under the default `--stop auto` (means over n images, auto's mean steps in brackets); "
              "the fixed budgets and their oracle best (found with the ground truth: no user has it): the paper's and "
@@ -162,8 +165,8 @@ def readme_block(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[
             part = "" if len(c["auto"]) == n else f", {len(c['auto'])} of {n} images"
             return f"{statistics.mean(c['auto']):.2f} ({statistics.mean(c['steps']):.0f}{part})"
 
-        reference = (f"{statistics.mean(fills[(task, setting, size)]):.2f} (biharmonic fill)"
-                     if fills.get((task, setting, size)) else "")
+        name, values = references.get((task, setting, size), ("", []))
+        reference = f"{statistics.mean(values):.2f} ({name})" if values else ""
         both = lambda c: f"{statistics.mean(c['fixed']):.2f} / {statistics.mean(c['oracle']):.2f}" if c.get(  # noqa: E731
             "fixed") else ""
         fixed_r = f"{both(authors)} ({len(authors['fixed'])})" if authors.get("fixed") else ""
