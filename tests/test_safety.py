@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -224,22 +225,39 @@ def test_a_run_killed_while_saving_loses_nothing_and_the_next_run_cleans_up(tmp_
     assert not list(tmp_path.glob(".out.*")), "the killed run's staging folder was left behind"
 
 
-def test_special_files_are_refused_without_waiting_on_them(tmp_path):
+def test_special_files_are_refused_without_waiting_on_them(tmp_path, capsys):
     """A FIFO as an image, as a volume, or inside a batch's input folder: one line, exit 2, no hang."""
     special = tmp_path / "special"
     special.mkdir()
-    os.mkfifo(special / "pipe.png")
-    os.mkfifo(tmp_path / "pipe.nii.gz")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
-    for argv in (["run", "--task", "denoise", "--image", str(special / "pipe.png"), *TINY, "--out", str(tmp_path / "o1")],
-                 ["volume", "--task", "denoise", "--input", str(tmp_path / "pipe.nii.gz"), "--iterations", "2",
-                  "--out", str(tmp_path / "o2")],
-                 ["batch", "--task", "denoise", "--input", str(special), "--executor", "serial", *TINY,
-                  "--out", str(tmp_path / "o3")]):
-        done = subprocess.run([sys.executable, "-m", "aseqdip.cli", *argv], env=env, capture_output=True, text=True,
-                              timeout=120)  # a hang fails here
-        assert done.returncode == EXIT_USAGE, done.stderr
-        assert len(done.stderr.strip().splitlines()) == 1 and "FIFO" in done.stderr, done.stderr
+    fifos = [special / "pipe.png", tmp_path / "pipe.nii.gz"]
+    for fifo in fifos:
+        os.mkfifo(fifo)
+    blocked, finished = threading.Event(), threading.Event()
+
+    def unblock() -> None:
+        """Opening a FIFO to read waits for a writer: after a minute, be that writer again and again, so that a
+        hang fails the test instead of stalling the suite."""
+        if finished.wait(60):
+            return
+        blocked.set()
+        while not finished.wait(0.1):
+            for fifo in fifos:
+                os.close(os.open(fifo, os.O_RDWR | os.O_NONBLOCK))
+
+    watchdog = threading.Thread(target=unblock, daemon=True)
+    watchdog.start()
+    try:
+        for argv in (["run", "--task", "denoise", "--image", str(special / "pipe.png"), *TINY, "--out", str(tmp_path / "o1")],
+                     ["volume", "--task", "denoise", "--input", str(tmp_path / "pipe.nii.gz"), "--iterations", "2",
+                      "--out", str(tmp_path / "o2")],
+                     ["batch", "--task", "denoise", "--input", str(special), "--executor", "serial", *TINY,
+                      "--out", str(tmp_path / "o3")]):
+            code = main(argv)
+            assert not blocked.is_set(), f"aseqdip {argv[0]} waited on a FIFO"
+            assert code == EXIT_USAGE and "FIFO" in _one_error_line(capsys)
+    finally:
+        finished.set()
+        watchdog.join()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe.nii.gz", "special"]  # nothing written
 
 

@@ -66,6 +66,10 @@ def run_study(job: StudyJob) -> dict[str, Any]:
     ledger = Ledger(job.out)
     attempt = ledger.count_attempt(job.study.id)
     ledger.clear_partial(job.study.id)
+    # the study's CPUs as torch threads, and the caller's count back afterwards: the serial executor runs
+    # studies in the caller's process, which must not go on with another study's thread count (two threads
+    # on a core something else keeps busy ran a small U-Net half as fast as one, measured)
+    caller_threads = torch.get_num_threads()
     torch.set_num_threads(max(1, job.threads))
     start = time.perf_counter()
     base = {"study": job.study.id, "source": job.study.describe(), "attempts": attempt, "node": _node()}
@@ -79,6 +83,8 @@ def run_study(job: StudyJob) -> dict[str, Any]:
     except (UserInputError, NonFiniteError) as exc:
         said = job.describe_error(str(exc)) if job.describe_error is not None else str(exc)
         return {**base, "status": "failed", "error": said, "wall_seconds": time.perf_counter() - start}
+    finally:
+        torch.set_num_threads(caller_threads)
     return {**base, "status": "done", "wall_seconds": time.perf_counter() - start, "metrics": metrics}
 
 
