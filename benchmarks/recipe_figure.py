@@ -19,9 +19,8 @@ import numpy as np
 
 from aseqdip.cli import options_from_argv
 from aseqdip.metrics import to_numpy_image
-from aseqdip.recipes import default_recipe
 from aseqdip.tasks import TASKS
-from benchmarks.recipe_study import RESULTS, plan, recipe_variant
+from benchmarks.recipe_study import RESULTS, default_of, plan, recipe_variant
 
 SETTINGS = (("inpaint", "hiar0.25", 64), ("mri", "4x", 64), ("mri", "8x", 64), ("inpaint", "hiar0.1", 64))
 METHODS = (("dip", "paper", "Vanilla DIP"), ("selfguided", "paper", "Self-Guided DIP"),
@@ -30,9 +29,10 @@ METHODS = (("dip", "paper", "Vanilla DIP"), ("selfguided", "paper", "Self-Guided
 
 def panels_for(task: str, setting: str, size: int, results: Path) -> list[tuple[str, np.ndarray, str]] | None:
     """The row's six panels for the first image with every method's auto row landed, else None."""
-    default = default_recipe(task)
-    wanted = [*METHODS, ("aseqdip", recipe_variant(task, default), f"aSeqDIP, default ({default})")]
     rows = {r.ident: r for r in plan() if r.kind == "auto"}
+    options = next((r.options for r in rows.values() if (r.task, r.setting, r.size) == (task, setting, size)), ())
+    default = default_of(task, options)
+    wanted = [*METHODS, ("aseqdip", recipe_variant(task, default), f"aSeqDIP, default ({default})")]
     images = []
     for r in rows.values():
         if (r.task, r.setting, r.size) == (task, setting, size) and r.image not in [i for i, _ in images]:

@@ -119,6 +119,14 @@ def recipe_variant(task: str, recipe: str) -> str:
     """The study variant that measured ``recipe`` on ``task``."""
     return RECIPE_VARIANT_OF_TASK.get((task, recipe), RECIPE_VARIANT[recipe])
 
+
+def default_of(task: str, options: tuple[str, ...]) -> str:
+    """The recipe a run of ``task`` with the block's ``options`` (inpainting's mask) gets when it names none."""
+    from aseqdip.cli import options_from_argv
+    from aseqdip.pipeline import chosen_recipe
+
+    return chosen_recipe(options_from_argv(["run", "--task", task, *options, "--image", "unused", "--out", "unused"]))
+
 # the inpainting choices checked on images no choice was made on (auto_holdout's, never in a study)
 HOLDOUT_VARIANTS = {k: INPAINT[k] for k in ("authors", "biharmonic-warmup")}
 # (its own setting name, so that its lines never mix with the study images')

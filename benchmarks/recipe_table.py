@@ -25,7 +25,7 @@ from typing import Any
 from benchmarks.auto_study import RESULTS as AUTO_RESULTS
 from benchmarks.auto_table import load_rows as load_auto_rows
 from benchmarks.auto_table import outcome
-from benchmarks.recipe_study import BLOCKS, HOLDOUT_BLOCKS, RESULTS, recipe_variant
+from benchmarks.recipe_study import BLOCKS, HOLDOUT_BLOCKS, RESULTS, default_of, recipe_variant
 
 
 def load_rows(results: Path = RESULTS) -> dict[tuple, dict[str, Any]]:
@@ -128,8 +128,6 @@ def readme_block(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[
     """README's table: per setting, aSeqDIP as written, as its authors run it and with this library's default
     (all under ``auto``, on the same machine and images), Vanilla DIP beside them; the fixed budget's returned
     image and its oracle best from the auto study. Only settings where every column of ``auto`` has landed."""
-    from aseqdip.recipes import default_recipe
-
     cells = figures(rows, auto_rows)
     references = classical_reference(rows)
     lines = [README_BEGIN,
@@ -144,7 +142,7 @@ def readme_block(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[
              "DIP fixed 4000 / oracle best |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     done = []
-    for task, setting, _options, size, _variants, _kinds in [*BLOCKS, *HOLDOUT_BLOCKS]:
+    for task, setting, options, size, _variants, _kinds in [*BLOCKS, *HOLDOUT_BLOCKS]:
         if (task, setting, size) in done:
             continue
         done.append((task, setting, size))
@@ -152,7 +150,7 @@ def readme_block(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[
             return cells.get((*key, label), {})
 
         paper, authors, dip = get("aseqdip paper"), get("aseqdip authors"), get("dip paper")
-        default = default_recipe(task)
+        default = default_of(task, options)
         chosen = get(f"aseqdip {recipe_variant(task, default)}")
         n = len(paper.get("auto", []))
         if not n or len(dip.get("auto", [])) != n:

@@ -145,7 +145,7 @@ def test_recipe_paper_is_bit_identical_to_the_methods_published_defaults_with_a_
     assert record == {"name": "paper", "set": {}}
 
 
-def test_inpainting_defaults_to_the_librarys_recipe_and_says_so(tmp_path):
+def test_inpainting_defaults_to_the_librarys_recipe_on_a_box_and_the_authors_on_random_pixels_and_says_so(tmp_path):
     common = ["run", "--image", "skimage:astronaut", "--size", "32", "--iterations", "4", "--stop", "none",
               "--precision", "fp32", "--no-progress"]
     assert main([*common, "--task", "inpaint", "--out", str(tmp_path / "inpaint")]) == 0
@@ -156,6 +156,10 @@ def test_inpainting_defaults_to_the_librarys_recipe_and_says_so(tmp_path):
     metrics = json.loads((tmp_path / "authors" / "metrics.json").read_text())
     assert metrics["hyperparameters"]["lr"] == 3e-4 and metrics["hyperparameters"]["consistent_output"]
     assert metrics["iterations"] == 4  # the user's budget wins over the recipe's 400
+    assert main([*common, "--task", "inpaint", "--mask", "random", "--out", str(tmp_path / "random")]) == 0
+    metrics = json.loads((tmp_path / "random" / "metrics.json").read_text())
+    assert metrics["recipe"] == {"name": "authors", "set": AUTHORS["inpaint"]} and metrics["hyperparameters"]["lr"] == 3e-4
+    assert default_recipe("inpaint", "random") == "authors" and default_recipe("inpaint", "box") == "library"
     assert main([*common, "--task", "denoise", "--out", str(tmp_path / "denoise")]) == 0
     assert json.loads((tmp_path / "denoise" / "metrics.json").read_text())["recipe"]["name"] == "paper"
 

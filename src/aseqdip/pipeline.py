@@ -101,12 +101,23 @@ def make_method(options: RunOptions, task_cls: type) -> Any:
 STOP_FIELDS = frozenset(StopOptions.__dataclass_fields__)
 
 
+def chosen_recipe(options: RunOptions) -> str:
+    """``--recipe``, or the default recipe of the task in the setting its options make (inpainting's mask)."""
+    from .recipes import default_recipe
+    from .tasks import TASKS
+
+    if options.recipe:
+        return options.recipe
+    task = TASKS.get(options.task)
+    return default_recipe(options.task, task.recipe_setting(options.task_options) if task else None)
+
+
 def recipe_options(options: RunOptions) -> dict[str, Any]:
     """What ``--recipe`` sets for this method and task (``aseqdip.recipes``)."""
-    from .recipes import default_recipe, recipe_settings
+    from .recipes import recipe_settings
 
     try:
-        return recipe_settings(options.recipe or default_recipe(options.task), options.task, options.method)
+        return recipe_settings(chosen_recipe(options), options.task, options.method)
     except ValueError as exc:
         raise UserInputError(f"--recipe: {exc}") from None
 
@@ -280,10 +291,9 @@ def solve_trying(options: RunOptions, method: Any, problem: Any, callbacks: list
     starts again with the second recipe. Returns (result, the options and method that made it); the result's
     ``info["recipe_trial"]`` records the trial (its steps count in the run's cost)."""
     from .engine.stopping import NOISE_FREE
-    from .recipes import default_recipe, trial
+    from .recipes import trial
 
-    recipe = options.recipe or default_recipe(options.task)
-    pair = trial(recipe, options.task, options.method)
+    pair = trial(chosen_recipe(options), options.task, options.method)
     if pair is None or options.stopping.stop != "auto" or options.init:
         return solve(options, method, problem, callbacks, **saving), options, method
     first_options = dataclasses.replace(options, recipe=pair[0])
@@ -357,9 +367,7 @@ def initial_weights(init: str, method: Any, task: str | None = None) -> tuple[An
 
 def recipe_record(options: RunOptions) -> dict[str, Any]:
     """metrics.json's record of the recipe: its name and what it set (the user's own options overrode it)."""
-    from .recipes import default_recipe
-
-    return {"name": options.recipe or default_recipe(options.task), "set": recipe_options(options)}
+    return {"name": chosen_recipe(options), "set": recipe_options(options)}
 
 
 def kept_note(out: str | Path, checkpointing: bool, diverged: bool = False) -> str:
