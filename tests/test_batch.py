@@ -240,8 +240,10 @@ def ray():
     return pytest.importorskip("ray")
 
 
-def test_batch_spreads_over_a_two_node_cluster(tmp_path, ray):
+def test_batch_spreads_over_a_two_node_cluster(tmp_path, monkeypatch, ray):
     from ray.cluster_utils import Cluster
+
+    monkeypatch.setenv("RAY_worker_niceness", "0")  # this cluster is the test's: its workers at the test's priority
 
     src = _images(tmp_path / "in", ("camera", "coffee"))  # two studies at once on two one-CPU nodes
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
@@ -310,6 +312,8 @@ def test_killed_worker_is_retried_and_resumes_to_the_uninterrupted_result(tmp_pa
     _wait_for(lambda: checkpoint.exists() or driver.poll() is not None, 240, "the first checkpoint")
     workers = _descendants_titled(driver.pid, "ray::run_study")  # Ray names a worker after its task
     assert workers, "no Ray worker running the study"
+    # the private instance's workers run at this command's priority, not Ray's niceness 15 (see _worker_niceness)
+    assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in workers} == {os.getpriority(os.PRIO_PROCESS, 0)}
     for pid in workers:
         os.kill(pid, signal.SIGKILL)
     text, _ = driver.communicate(timeout=300)
