@@ -266,15 +266,16 @@ def test_killed_driver_rerun_on_the_local_ray_default_finishes_only_the_missing_
     # Ray's own default joins the cluster named by RAY_ADDRESS or the last one started on this machine
     # (another test's, under pytest-xdist); the batch's default is a private instance all the same
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:9")
-    studies = ("camera", "coffee", "chelsea", "astronaut")
+    studies = ("camera", "coffee", "chelsea", "astronaut", "rocket")
     src = _images(tmp_path / "in", studies)
     (src / "truncated.png").write_bytes((src / "camera.png").read_bytes()[:60])
     out = tmp_path / "out"
     # one CPU (one torch thread) per study: a study given two threads on a core another test keeps busy ran 40
     # steps at 16 px in 52 s here. Two studies at once on this machine: the kill lands when the first has its
-    # results, before the fourth can start.
+    # results; Ray may start the next ones before it notices the driver is gone, so each study is long enough
+    # (120 steps) that those are stopped before they finish.
     args = ["batch", "--task", "denoise", "--input", str(src), "--out", str(out), "--no-progress",
-            "--iterations", "40", "--size", "16"]
+            "--iterations", "120", "--size", "16"]
     driver = _cli(*args)
     _wait_for(lambda: len(list(out.glob("*/metrics.json"))) >= 1 or driver.poll() is not None, 240, "a study")
     os.killpg(driver.pid, signal.SIGKILL)
