@@ -127,6 +127,7 @@ def default_of(task: str, options: tuple[str, ...]) -> str:
 
     return chosen_recipe(options_from_argv(["run", "--task", task, *options, "--image", "unused", "--out", "unused"]))
 
+
 # the inpainting choices checked on images no choice was made on (auto_holdout's, never in a study)
 HOLDOUT_VARIANTS = {k: INPAINT[k] for k in ("authors", "biharmonic-warmup")}
 # (its own setting name, so that its lines never mix with the study images')

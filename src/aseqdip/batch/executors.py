@@ -71,8 +71,9 @@ def _worker_niceness(value: str | None) -> Iterator[None]:
 
     Ray starts workers at niceness 15, below everything else on the machine. A private local instance's workers
     run the studies the user asked for, so they run at the priority of the command that started them, as Ray's
-    own job submission does: beside two busy processes on 2 cores a 4-study test batch took 193-231 s at Ray's
-    niceness and 45 s at 0 (measured). The variable is read when the instance starts, and put back after."""
+    own job submission does: beside two busy processes on 2 cores the killed-driver test (two runs of a 4-study
+    batch) took 193-231 s at Ray's niceness and 45 s at 0 (measured). The variable is read when the instance
+    starts, and put back after."""
     key = "RAY_worker_niceness"
     if value is None or key in os.environ:
         yield
