@@ -106,6 +106,14 @@ BLOCKS: list[tuple[str, str, tuple[str, ...], int, dict[str, tuple[str, ...]], t
     # 128 px: the authors' recipe and the library's (the inpainting default), the costliest rows (about 1 s a step)
     ("inpaint", "hiar0.25", ("--hiar", "0.25"), 128, {**AUTHORS_ONLY, "biharmonic-warmup": INPAINT["biharmonic-warmup"]},
      ("auto", "fixed")),
+    # 128 px, the other settings, each with its default recipe beside the published methods (auto only): random pixel
+    # masks are cheap there (a few hundred steps), box HIAR 0.1 costs the library's 1500-2500 steps, and MRI the
+    # authors' 6000 (about 80 min a row on one core: the last rows of the queue)
+    ("inpaint", "random0.5", ("--mask", "random", "--missing", "0.5"), 128, AUTHORS_ONLY, ("auto",)),
+    ("inpaint", "hiar0.1", ("--hiar", "0.1"), 128, {"biharmonic-warmup": INPAINT["biharmonic-warmup"]}, ("auto",)),
+    ("mri", "4x", ("--acceleration", "4"), 128, {"library": MRI["library"]}, ("auto",)),
+    ("mri", "4x-sigma5", ("--acceleration", "4", "--sigma", "5"), 128, {"library": MRI["library"]}, ("auto",)),
+    ("mri", "8x", ("--acceleration", "8"), 128, {"library": MRI["library"]}, ("auto",)),
 ]
 
 
