@@ -137,7 +137,8 @@ def readme_block(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[
              "trial's steps (MRI's library recipe) are those of the run that made the image; metrics.json records the "
              "trial's own (92-132 steps at sigma 5); deblurring's authors' recipe is capped at the paper's 4000 steps "
              "(their script runs 10000). The same seed drifts apart across CPUs: docs/fidelity.md pairs "
-             "rows run on one CPU.", "",
+             "rows run on one CPU; * marks the auto study's rows (same command, another session's CPU) where this "
+             "study has not run the published methods.", "",
              "| task, setting | px | n | classical reference | aSeqDIP as written | as its authors run it | our default "
              "(recipe) | Vanilla DIP | aSeqDIP fixed 4000 / oracle best | authors' fixed budget / oracle best (n) | "
              "DIP fixed 4000 / oracle best |",
@@ -151,7 +152,11 @@ def readme_block(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[
             return cells.get((*key, label), {})
 
         # deblurring's script runs 10000 steps: its recipe is measured capped at the paper's 4000 (authors-4000)
-        paper, dip = get("aseqdip paper"), get("dip paper")
+        # where this study has not run the published methods (128 px), the auto study's rows, same commands, marked *
+        paper_mark = "" if get("aseqdip paper") else "*"
+        dip_mark = "" if get("dip paper") else "*"
+        paper = get("aseqdip paper") or get("aseqdip paper (auto study)")
+        dip = get("dip paper") or get("dip paper (auto study)")
         authors = get("aseqdip authors") or get("aseqdip authors-4000")
         default = default_of(task, options)
         chosen = get(f"aseqdip {recipe_variant(task, default)}")
@@ -171,8 +176,9 @@ def readme_block(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[
         both = lambda c: f"{statistics.mean(c['fixed']):.2f} / {statistics.mean(c['oracle']):.2f}" if c.get(  # noqa: E731
             "fixed") else ""
         fixed_r = f"{both(authors)} ({len(authors['fixed'])})" if authors.get("fixed") else ""
-        lines.append(f"| {task}, {setting} | {size} | {n} | {reference} | {mean_steps(paper)} | {mean_steps(authors)} | "
-                     f"{mean_steps(chosen)} ({default}) | {mean_steps(dip)} | {both(fixed_a)} | {fixed_r} | "
+        lines.append(f"| {task}, {setting} | {size} | {n} | {reference} | {mean_steps(paper)}{paper_mark} | "
+                     f"{mean_steps(authors)} | {mean_steps(chosen)} ({default}) | {mean_steps(dip)}{dip_mark} | "
+                     f"{both(fixed_a)} | {fixed_r} | "
                      f"{both(fixed_d)} |")
     lines.append(README_END)
     return "\n".join(lines)
