@@ -21,11 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from aseqdip.cli import options_from_argv
 from aseqdip.metrics import to_numpy_image
 from aseqdip.physics.holdout import measured_entries
 from aseqdip.physics.masks import fill_hole
-from aseqdip.tasks import TASKS
+from benchmarks.recipe_figure import read_png
 from benchmarks.recipe_study import RESULTS, Row, plan
 
 # (method, variant, label): the published methods and the recipes the box-hole default was chosen from
@@ -53,26 +52,19 @@ def psnr_split(image: np.ndarray, truth: np.ndarray, hole: np.ndarray) -> Split:
     return Split(db(err), db(err[~hole]), db(err[hole]))
 
 
-def _png(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    image = np.asarray(Image.open(path), dtype=np.float64) / 255.0
+def _channels_last(image: np.ndarray) -> np.ndarray:
     return image if image.ndim == 3 else image[..., None]
 
 
 def simulated(row: Row) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(truth, masked input, biharmonic fill, hole) of ``row``'s problem, as (H, W, C) images and an (H, W) mask."""
-    options = options_from_argv(["run", "--task", row.task, "--image", row.spec, "--size", str(row.size),
-                                 *row.options, "--out", "unused"])
-    task = TASKS[row.task].from_options(**options.task_options)
-    problem = task.simulate(task.load(row.spec, size=row.size), seed=0)
+    problem = row.problem()
     measured = measured_entries(problem.physics, problem.y)
     filled = fill_hole(problem.x0, measured, "biharmonic")
     hole = ~measured.detach().cpu().numpy()[0].all(axis=0)
 
     def image(x: object) -> np.ndarray:
-        out = to_numpy_image(problem.to_image(x))
-        return out if out.ndim == 3 else out[..., None]
+        return _channels_last(to_numpy_image(problem.to_image(x)))
 
     return image(problem.x_true), image(problem.x0), image(filled), hole
 
@@ -95,7 +87,8 @@ def split_rows(results: Path, settings: Iterable[tuple[str, int]]) -> list[tuple
         for label, where in found.items():
             if (where / "recon.png").is_file():
                 steps = json.loads((where / "metrics.json").read_text())["iterations"]
-                out.append((setting, size, image, label, psnr_split(_png(where / "recon.png"), truth, hole), steps))
+                returned = _channels_last(read_png(where / "recon.png"))
+                out.append((setting, size, image, label, psnr_split(returned, truth, hole), steps))
     return out
 
 

@@ -17,9 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aseqdip.cli import options_from_argv
 from aseqdip.metrics import to_numpy_image
-from aseqdip.tasks import TASKS
 from benchmarks.recipe_study import RESULTS, default_of, plan, recipe_variant
 
 SETTINGS = (("inpaint", "hiar0.25", 64), ("mri", "4x", 64), ("mri", "8x", 64), ("inpaint", "hiar0.1", 64))
@@ -41,23 +39,21 @@ def panels_for(task: str, setting: str, size: int, results: Path) -> list[tuple[
         idents = [f"{task}-{setting}-{size}px-{image}-{m}-{v}-auto" for m, v, _ in wanted]
         if not all((results / i / "recon.png").is_file() for i in idents):
             continue
-        options = options_from_argv(["run", "--task", task, "--image", sample.spec, "--size", str(size),
-                                     *sample.options, "--out", "unused"])
-        simulated = TASKS[task].from_options(**options.task_options)
-        problem = simulated.simulate(simulated.load(sample.spec, size=size), seed=0)
+        problem = sample.problem()
         before = problem.metrics(problem.x0)
         out = [("ground truth", to_numpy_image(problem.to_image(problem.x_true)), image),
                (problem.measurement_label, to_numpy_image(problem.to_image(problem.x0)),
                 f"{before['psnr']:.2f} dB / {before['ssim']:.3f}")]
         for (_method, _variant, label), ident in zip(wanted, idents):
             m = json.loads((results / ident / "metrics.json").read_text())
-            out.append((label, _png(results / ident / "recon.png"),
+            out.append((label, read_png(results / ident / "recon.png"),
                         f"{m['psnr']:.2f} dB / {m['ssim']:.3f}, {m['iterations']} steps"))
         return out
     return None
 
 
-def _png(path: Path) -> np.ndarray:
+def read_png(path: Path) -> np.ndarray:
+    """A committed 8-bit PNG as floats in [0, 1], (H, W) or (H, W, C) as stored."""
     from PIL import Image
 
     return np.asarray(Image.open(path), dtype=np.float64) / 255.0

@@ -35,6 +35,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from benchmarks.auto_study import GROUP, ROOT, done, git_commit, queue_arguments, run_logged, run_queue, selected, slim
 from benchmarks.paper_data import builtin_items
@@ -167,6 +168,16 @@ class Row:
     @property
     def ident(self) -> str:
         return f"{self.task}-{self.setting}-{self.size}px-{self.image}-{self.method}-{self.variant}-{self.kind}"
+
+    def problem(self) -> Any:
+        """The row's measurement simulated again from its task options, image and seed 0 (no training)."""
+        from aseqdip.cli import options_from_argv
+        from aseqdip.tasks import TASKS
+
+        options = options_from_argv(["run", "--task", self.task, "--image", self.spec, "--size", str(self.size),
+                                     *self.options, "--out", "unused"])
+        task = TASKS[self.task].from_options(**options.task_options)
+        return task.simulate(task.load(self.spec, size=self.size), seed=0)
 
     def command(self, out: Path) -> list[str]:
         mode = (["--stop", "none", "--observe", OBSERVE, "--sigma-from", "estimate"] if self.kind == "fixed"

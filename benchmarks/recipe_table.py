@@ -151,12 +151,11 @@ def readme_block(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[
         def get(label: str, key: tuple = (task, setting, size)) -> dict:
             return cells.get((*key, label), {})
 
-        # deblurring's script runs 10000 steps: its recipe is measured capped at the paper's 4000 (authors-4000)
         # where this study has not run the published methods (128 px), the auto study's rows, same commands, marked *
-        paper_mark = "" if get("aseqdip paper") else "*"
-        dip_mark = "" if get("dip paper") else "*"
-        paper = get("aseqdip paper") or get("aseqdip paper (auto study)")
-        dip = get("dip paper") or get("dip paper (auto study)")
+        paper, dip = get("aseqdip paper"), get("dip paper")
+        paper_mark, dip_mark = "" if paper else "*", "" if dip else "*"
+        paper, dip = paper or get("aseqdip paper (auto study)"), dip or get("dip paper (auto study)")
+        # deblurring's script runs 10000 steps: its recipe is measured capped at the paper's 4000 (authors-4000)
         authors = get("aseqdip authors") or get("aseqdip authors-4000")
         default = default_of(task, options)
         chosen = get(f"aseqdip {recipe_variant(task, default)}")
