@@ -11,10 +11,11 @@ subset of the recipe study there, one ``aseqdip run`` per row in a subprocess, m
 * box inpainting, HIAR 0.25, 256x256 photograph (scikit-image's astronaut);
 * denoising, sigma 25, 256x256 (astronaut).
 
-Per setting: aSeqDIP with the paper's recipe and with the authors' (``--recipe authors``), and Vanilla DIP,
-each to its fixed budget with the discrepancy rule observed (so one run gives the fixed-budget image, the
-oracle best along the run and the step the default rule would stop at), then aSeqDIP's ``--stop auto`` with
-each recipe. ``DIR/device-recipe.json`` and ``.md`` are rewritten after every row, so a run cut short
+Per setting, under ``--stop auto`` (what a user gets): aSeqDIP's default (this library's choice per task:
+the library recipe on box inpainting and MRI, the paper's on denoising), Vanilla DIP and aSeqDIP as written
+(``--recipe paper``); then fixed budgets with the discrepancy rule observed (one run gives the fixed-budget
+image, the oracle best along the run and the step the default rule would stop at): the paper's recipe,
+Vanilla DIP and, where a task has one, the authors' (``--recipe authors``). ``DIR/device-recipe.json`` and ``.md`` are rewritten after every row, so a run cut short
 keeps what finished; a row that would not fit in what is left of ``--seconds`` is skipped and said so.
 Returned PSNR is the image each run returns; the oracle best needs the ground truth and is labelled so.
 """
@@ -35,7 +36,7 @@ from aseqdip.recipes import recipe_settings  # noqa: E402
 from benchmarks.paper_data import builtin_items  # noqa: E402
 
 FIELDS = ("iterations", "seconds", "psnr", "ssim", "psnr_oracle_best", "iteration_oracle_best", "output_rule",
-          "psnr_measurement", "precision", "device")
+          "psnr_measurement", "precision", "device", "recipe")
 FIXED = ["--stop", "none", "--observe", "discrepancy,residual", "--sigma-from", "estimate"]
 AUTO = ["--stop", "auto"]
 # what a row is expected to take on an H100/H200, for skipping rows that cannot finish (seconds)
@@ -52,18 +53,20 @@ def settings(small: bool) -> list[tuple[str, list[str]]]:
 
 
 def rows(small: bool) -> list[tuple[str, list[str]]]:
-    """Every row in the order it runs: per setting, the three fixed runs, then aSeqDIP's two auto runs."""
+    """Every row in the order it runs, most telling first: per setting, under ``auto`` the library's default
+    (no ``--recipe``), Vanilla DIP and the paper's recipe; then the fixed budgets (with the default rule observed)
+    of the paper's recipe, Vanilla DIP and the authors' recipe where the task has one."""
     out = []
     for name, task in settings(small):
         budget = ["--iterations", "40"] if small else []
         authors = bool(recipe_settings("authors", task[1], "aseqdip"))  # denoising's script is the paper's recipe
-        out += [(f"{name}-aseqdip-paper-fixed", [*task, "--method", "aseqdip", "--recipe", "paper", *budget, *FIXED])]
-        out += [(f"{name}-aseqdip-authors-fixed", [*task, "--method", "aseqdip", "--recipe", "authors", *budget,
-                                                   *FIXED])] if authors else []
-        out += [(f"{name}-dip-fixed", [*task, "--method", "dip", *budget, *FIXED]),
-                (f"{name}-aseqdip-paper-auto", [*task, "--method", "aseqdip", "--recipe", "paper", *budget, *AUTO])]
-        out += [(f"{name}-aseqdip-authors-auto", [*task, "--method", "aseqdip", "--recipe", "authors", *budget,
-                                                  *AUTO])] if authors else []
+        aseqdip = [*task, "--method", "aseqdip"]
+        out += [(f"{name}-aseqdip-default-auto", [*aseqdip, *budget, *AUTO]),
+                (f"{name}-dip-auto", [*task, "--method", "dip", *budget, *AUTO]),
+                (f"{name}-aseqdip-paper-auto", [*aseqdip, "--recipe", "paper", *budget, *AUTO]),
+                (f"{name}-aseqdip-paper-fixed", [*aseqdip, "--recipe", "paper", *budget, *FIXED]),
+                (f"{name}-dip-fixed", [*task, "--method", "dip", *budget, *FIXED])]
+        out += [(f"{name}-aseqdip-authors-fixed", [*aseqdip, "--recipe", "authors", *budget, *FIXED])] if authors else []
     return out
 
 
