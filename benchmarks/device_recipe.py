@@ -15,9 +15,10 @@ Per setting, under ``--stop auto`` (what a user gets): aSeqDIP's default (this l
 the library recipe on box inpainting and MRI, the paper's on denoising), Vanilla DIP and aSeqDIP as written
 (``--recipe paper``); then fixed budgets with the discrepancy rule observed (one run gives the fixed-budget
 image, the oracle best along the run and the step the default rule would stop at): the paper's recipe,
-Vanilla DIP and, where a task has one, the authors' (``--recipe authors``). ``DIR/device-recipe.json`` and ``.md`` are rewritten after every row, so a run cut short
-keeps what finished; a row that would not fit in what is left of ``--seconds`` is skipped and said so.
-Returned PSNR is the image each run returns; the oracle best needs the ground truth and is labelled so.
+Vanilla DIP and, where a task has one, the authors' (``--recipe authors``). ``DIR/device-recipe.json``
+and ``.md`` are rewritten after every row, so a run cut short keeps what finished; a row that would not
+fit in what is left of ``--seconds`` is skipped and said so. Returned PSNR is the image each run returns;
+the oracle best needs the ground truth and is labelled so.
 """
 
 from __future__ import annotations
