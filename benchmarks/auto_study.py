@@ -248,17 +248,26 @@ def run_logged(row: Any, runs: Path) -> bool:
     return True
 
 
-def run_row(row: Row, runs: Path, results: Path, commit: bool) -> bool:
-    """Run one row (resuming its checkpoint); store its slim metrics.json in ``results``; True when done."""
-    out = runs / row.ident
+def stored_row(row: Any, runs: Path, results: Path, study_row: dict[str, Any]) -> tuple[dict[str, Any], Path] | None:
+    """Run one row (resuming its checkpoint) and store its slim metrics.json, tagged with ``study_row``, in
+    ``results``: (the run's metrics, the stored file), or None when the run failed."""
     if not run_logged(row, runs):
-        return False
-    metrics = json.loads((out / "metrics.json").read_text())
-    metrics["study_row"] = {"task": row.task, "setting": row.setting, "image": row.image, "size": row.size,
-                            "method": row.method, "kind": row.kind}
+        return None
+    metrics = json.loads((runs / row.ident / "metrics.json").read_text())
+    metrics["study_row"] = study_row
     target = results / row.ident / "metrics.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(slim(metrics), indent=1))
+    return metrics, target
+
+
+def run_row(row: Row, runs: Path, results: Path, commit: bool) -> bool:
+    """Run one row (resuming its checkpoint); store its slim metrics.json in ``results``; True when done."""
+    stored = stored_row(row, runs, results, {"task": row.task, "setting": row.setting, "image": row.image,
+                                             "size": row.size, "method": row.method, "kind": row.kind})
+    if stored is None:
+        return False
+    metrics, target = stored
     from benchmarks.auto_table import write_table  # here: auto_table imports this module
 
     table = write_table(results)

@@ -30,14 +30,13 @@ auto study (its lock, checkpoint and commit machinery): a row is done when its s
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.auto_study import GROUP, ROOT, done, git_commit, queue_arguments, run_logged, run_queue, selected, slim
+from benchmarks.auto_study import GROUP, ROOT, done, git_commit, queue_arguments, run_queue, selected, stored_row
 from benchmarks.paper_data import builtin_items
 
 RESULTS = ROOT / "benchmarks" / "results" / "recipe-study"
@@ -233,17 +232,14 @@ def holdout_rows(cache: Path) -> list[Row]:
 
 def run_row(row: Row, runs: Path, results: Path, commit: bool) -> bool:
     """Run one row (resuming its checkpoint); store its slim metrics.json in ``results``; True when done."""
-    out = runs / row.ident
-    if not run_logged(row, runs):
+    stored = stored_row(row, runs, results, {"task": row.task, "setting": row.setting, "image": row.image,
+                                             "size": row.size, "method": row.method, "variant": row.variant,
+                                             "kind": row.kind})
+    if stored is None:
         return False
-    metrics = json.loads((out / "metrics.json").read_text())
-    metrics["study_row"] = {"task": row.task, "setting": row.setting, "image": row.image, "size": row.size,
-                            "method": row.method, "variant": row.variant, "kind": row.kind}
-    target = results / row.ident / "metrics.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(slim(metrics), indent=1))
+    metrics, target = stored
     picture = target.parent / "recon.png"  # a few KB: the Figure 5 analogue is drawn from these
-    shutil.copyfile(out / "recon.png", picture)
+    shutil.copyfile(runs / row.ident / "recon.png", picture)
     from benchmarks.recipe_table import write_table  # here: recipe_table imports this module
 
     table = write_table(results)
