@@ -29,7 +29,9 @@ from benchmarks.recipe_study import RESULTS, Row, plan
 
 # (method, variant, label): the published methods and the recipes the box-hole default was chosen from
 METHODS = (("dip", "paper", "Vanilla DIP"), ("aseqdip", "paper", "aSeqDIP as written"),
-           ("aseqdip", "authors", "aSeqDIP, authors' recipe"), ("aseqdip", "biharmonic-warmup", "aSeqDIP, library (default)"))
+           ("aseqdip", "authors", "aSeqDIP, authors' recipe"),
+           ("aseqdip", "biharmonic-warmup", "aSeqDIP, library under auto's stop (the default before)"),
+           ("aseqdip", "biharmonic-warmup-k1", "aSeqDIP, library (default: K = 1)"))
 
 
 @dataclass(frozen=True)

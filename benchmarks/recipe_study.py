@@ -123,9 +123,9 @@ BLOCKS: list[tuple[str, str, tuple[str, ...], int, dict[str, tuple[str, ...]], t
 ]
 
 
-# the study variant that measured each recipe (the library's inpainting recipe is the biharmonic-warmup variant:
-# the same two options, aseqdip.recipes.LIBRARY)
-RECIPE_VARIANT = {"paper": "paper", "authors": "authors", "library": "biharmonic-warmup"}
+# the study variant that measured each recipe (the library's inpainting recipe is the biharmonic-warmup-k1 variant:
+# the same three options, aseqdip.recipes.LIBRARY; its longer form, biharmonic-warmup, ran under auto's stop)
+RECIPE_VARIANT = {"paper": "paper", "authors": "authors", "library": "biharmonic-warmup-k1"}
 RECIPE_VARIANT_OF_TASK = {("mri", "library"): "library"}  # where a task's library recipe has a variant of its own
 
 

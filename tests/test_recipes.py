@@ -145,21 +145,24 @@ def test_recipe_paper_is_bit_identical_to_the_methods_published_defaults_with_a_
     assert record == {"name": "paper", "set": {}}
 
 
-def test_inpainting_defaults_to_the_librarys_recipe_on_a_box_and_the_authors_on_random_pixels_and_says_so(tmp_path):
+def test_inpainting_defaults_to_the_librarys_recipe_on_a_box_and_on_random_pixels_and_says_so(tmp_path):
     common = ["run", "--image", "skimage:astronaut", "--size", "32", "--iterations", "4", "--stop", "none",
               "--precision", "fp32", "--no-progress"]
-    assert main([*common, "--task", "inpaint", "--out", str(tmp_path / "inpaint")]) == 0
-    metrics = json.loads((tmp_path / "inpaint" / "metrics.json").read_text())
-    assert metrics["recipe"] == {"name": "library", "set": LIBRARY["inpaint"]}
-    assert metrics["hyperparameters"]["hole_fill"] == "biharmonic" and metrics["hyperparameters"]["warmup"] == 200
+    for mask in ("box", "random"):
+        assert main([*common, "--task", "inpaint", "--mask", mask, "--out", str(tmp_path / mask)]) == 0
+        metrics = json.loads((tmp_path / mask / "metrics.json").read_text())
+        assert metrics["recipe"] == {"name": "library", "set": LIBRARY["inpaint"]}
+        assert metrics["hyperparameters"]["hole_fill"] == "biharmonic" and metrics["hyperparameters"]["warmup"] == 200
+        assert metrics["iterations"] == 4  # the user's budget wins over the recipe's
+    # without a budget of the user's: the warm-up and one input update of N = 2 steps (K = 1)
+    method = make_method(options_from_argv(["run", "--task", "inpaint", "--image", "x", "--out", "unused"]),
+                         TASKS["inpaint"])
+    assert (method.iterations, method.hyperparameters()["input_updates"]) == (202, 1)
     assert main([*common, "--task", "inpaint", "--recipe", "authors", "--out", str(tmp_path / "authors")]) == 0
     metrics = json.loads((tmp_path / "authors" / "metrics.json").read_text())
     assert metrics["hyperparameters"]["lr"] == 3e-4 and metrics["hyperparameters"]["consistent_output"]
-    assert metrics["iterations"] == 4  # the user's budget wins over the recipe's 400
-    assert main([*common, "--task", "inpaint", "--mask", "random", "--out", str(tmp_path / "random")]) == 0
-    metrics = json.loads((tmp_path / "random" / "metrics.json").read_text())
-    assert metrics["recipe"] == {"name": "authors", "set": AUTHORS["inpaint"]} and metrics["hyperparameters"]["lr"] == 3e-4
-    assert default_recipe("inpaint", "random") == "authors" and default_recipe("inpaint", "box") == "library"
+    assert metrics["recipe"] == {"name": "authors", "set": AUTHORS["inpaint"]}
+    assert default_recipe("inpaint") == "library"
     assert main([*common, "--task", "denoise", "--out", str(tmp_path / "denoise")]) == 0
     assert json.loads((tmp_path / "denoise" / "metrics.json").read_text())["recipe"]["name"] == "paper"
 

@@ -47,10 +47,10 @@ def add_method_arguments(p: argparse.ArgumentParser, checkpoints: bool = True) -
     g.add_argument("--lr", type=float, default=None, help="Adam learning rate (aSeqDIP 1e-4, DIP 1e-2)")
     g.add_argument("--recipe", default=None, choices=("paper", "authors", "library"),
                    help="aSeqDIP: Algorithm 1 as the paper writes it (paper), as the authors' public script for "
-                        "the task runs it (authors), or this library's measured choice (library: a box hole "
-                        "filled by biharmonic inpainting in z_0, 200 warm-up steps; MRI: a trial of the authors' "
-                        "recipe, kept on noise-free k-space); default: library for a box hole and MRI, authors "
-                        "for --mask random, paper elsewhere (docs/fidelity.md); options given here override it")
+                        "the task runs it (authors), or this library's measured choice (library: inpainting's "
+                        "hole filled by biharmonic inpainting in z_0, 200 warm-up steps, one input update; MRI: a "
+                        "trial of the authors' recipe, kept on noise-free k-space); default: library for "
+                        "inpainting and MRI, paper elsewhere (docs/fidelity.md); options given here override it")
     g.add_argument("--network", default=None, help="medium_unet, shallow_unet or skip (default: the task's)")
     g.add_argument("--seed", type=int, default=0, help="seed for the network, the input and the simulation")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")

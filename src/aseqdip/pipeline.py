@@ -102,14 +102,10 @@ STOP_FIELDS = frozenset(StopOptions.__dataclass_fields__)
 
 
 def chosen_recipe(options: RunOptions) -> str:
-    """``--recipe``, or the default recipe of the task in the setting its options make (inpainting's mask)."""
+    """``--recipe``, or the task's default recipe."""
     from .recipes import default_recipe
-    from .tasks import TASKS
 
-    if options.recipe:
-        return options.recipe
-    task = TASKS.get(options.task)
-    return default_recipe(options.task, task.recipe_setting(options.task_options) if task else None)
+    return options.recipe or default_recipe(options.task)
 
 
 def recipe_options(options: RunOptions) -> dict[str, Any]:

@@ -9,8 +9,7 @@ docs/fidelity.md lists every difference, where it comes from, and what the ablat
 
 ``library`` is this library's own choice for a task where the study measured one better than both.
 ``paper`` is the default except where the ablation study (``benchmarks/recipe_study.py``) found, for a
-task or one setting of it, a recipe that returns a better image without the ground truth (:data:`TASK_DEFAULTS`,
-:data:`SETTING_DEFAULTS`);
+task, a recipe that returns a better image without the ground truth (:data:`TASK_DEFAULTS`);
 ``--recipe paper`` keeps the published algorithm one flag away. The user's own options win over a recipe's.
 """
 
@@ -23,26 +22,16 @@ DEFAULT_RECIPE = "paper"
 # per task, the recipe a run gets without --recipe, where the study found one better than the paper's
 # (docs/fidelity.md, "What is adopted"); every other task runs the paper's
 TASK_DEFAULTS: dict[str, str] = {
-    # box inpainting (random pixel masks: SETTING_DEFAULTS) at 64 px under auto, paired with the paper's recipe on
-    # the same images and machine (docs/fidelity.md, benchmarks/results/recipe-study): the library's choice +3.77 dB
-    # at HIAR 0.25 and +5.24 at HIAR 0.1 (3 study images each), +8.97 on 3 held-out images; the authors' +0.95, +1.35,
-    # +1.01
+    # inpainting, box holes and random pixel masks (docs/fidelity.md, benchmarks/results/recipe-study; 3 study images
+    # a line, under auto): the library's recipe 19.54 / 25.74 dB at HIAR 0.25 / 0.1 and 28.07 with half the pixels
+    # missing (64 px), against the paper's recipe's 15.06 / 17.67 / 24.00, the authors' 16.01 / 19.03 / 27.05 and
+    # Vanilla DIP's 16.80 / 22.00 / 26.25; at 128 px too (HIAR 0.25, random pixels)
     "inpaint": "library",
     # MRI: the trial (TRIALS): the authors' data-consistent recipe kept where the data prove noise-free, else the
     # paper's (docs/fidelity.md, "MRI: a trial of the authors' recipe"): with k-space noise (4x, sigma 5, 3 slices)
     # the paper's recipe's own image bit for bit after a trial of 92-132 steps; noise-free (4x, 3 slices) the
     # authors' recipe to its 6000-step budget (27.39 dB on mean under auto, against 22.22 for the paper's recipe)
     "mri": "library",
-}
-
-# per (task, setting), where a task's setting (``Task.recipe_setting``: inpainting's mask) takes another recipe than
-# the rest of the task
-SETTING_DEFAULTS: dict[tuple[str, str], str] = {
-    # random pixel masks (half the pixels missing) at 64 px under auto, on the same images and machine: the authors'
-    # recipe 27.05 dB on the 3 study images (the paper's 24.00, the library's box-hole recipe 25.39, Vanilla DIP
-    # 26.25) and 25.59 on 3 held-out images (paper 17.64, library 24.66, Vanilla DIP 27.34), in a third to a
-    # fifth of the library's steps (docs/fidelity.md, "Random pixel masks")
-    ("inpaint", "random"): "authors",
 }
 
 # What each task's script does differently from the paper's text (read from the scripts' files):
@@ -70,10 +59,13 @@ AUTHORS: dict[str, dict[str, Any]] = {
 # This library's own choice per task where the ablation found one better than both (docs/fidelity.md); the
 # paper's recipe elsewhere.
 LIBRARY: dict[str, dict[str, Any]] = {
-    # box inpainting: z_0's hole filled by the classical biharmonic inpainting, and 200 steps fitting f(z_0) to
-    # z_0 before the first input update, so that the first update does not replace the fill by an untrained
-    # network's output (docs/fidelity.md, "Why no option closes it")
-    "inpaint": {"hole_fill": "biharmonic", "warmup": 200},
+    # inpainting: z_0's hole filled by the classical biharmonic inpainting, 200 steps fitting f(z_0) to z_0 before
+    # the first input update (so that it does not replace the fill by an untrained network's output), and one
+    # input update (K = 1: 202 steps). Later updates move the hole away from the fill: along the 18 longer runs
+    # of this recipe under auto the image was best at z_0 or z_1 in 16; stopped at z_1 it returns 0.7-3.4 dB more
+    # on a line's mean than where auto stopped it, in 202 steps against 779-3737
+    # (docs/fidelity.md, "Box inpainting: a start the first input update keeps")
+    "inpaint": {"hole_fill": "biharmonic", "warmup": 200, "iterations": 202},
 }
 
 
@@ -101,6 +93,6 @@ def recipe_settings(recipe: str, task: str | None, method: str) -> dict[str, Any
     return dict((AUTHORS if recipe == "authors" else LIBRARY).get(task, {}))
 
 
-def default_recipe(task: str | None, setting: str | None = None) -> str:
-    """The recipe of a run on ``task`` (in ``setting``, its ``Task.recipe_setting``) that names none."""
-    return SETTING_DEFAULTS.get((task or "", setting or ""), TASK_DEFAULTS.get(task or "", DEFAULT_RECIPE))
+def default_recipe(task: str | None) -> str:
+    """The recipe of a run on ``task`` that names none."""
+    return TASK_DEFAULTS.get(task or "", DEFAULT_RECIPE)

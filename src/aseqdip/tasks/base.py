@@ -6,7 +6,7 @@ the benchmark and the tests all go through the registry, so a new task is one mo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -84,12 +84,6 @@ class Task:
         """The task with the options given by keyword (None: the task's default). Every task's options may be
         passed (a command line holds them all): a task takes those it knows and ignores the others."""
         raise NotImplementedError
-
-    @classmethod
-    def recipe_setting(cls, options: Mapping[str, Any]) -> str | None:
-        """The part of this task's options that picks aSeqDIP's default recipe apart from the task itself
-        (``aseqdip.recipes.SETTING_DEFAULTS``); None where the task alone decides."""
-        return None
 
     @classmethod
     def add_reconstruct_arguments(cls, group: argparse._ArgumentGroup) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import deepinv as dinv
@@ -42,11 +41,6 @@ class Inpaint(Task):
                      sigma: float | None = None, **other_tasks: Any) -> Inpaint:
         return cls(mask=mask or "box", hiar=0.25 if hiar is None else hiar, missing=0.5 if missing is None else missing,
                    sigma=0.0 if sigma is None else sigma)
-
-    @classmethod
-    def recipe_setting(cls, options: Mapping[str, Any]) -> str | None:
-        """The mask's kind: a box hole and scattered missing pixels take different recipes (aseqdip.recipes)."""
-        return options.get("mask") or "box"
 
     def settings(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mask": self.mask_kind, "sigma": self.sigma}
