@@ -167,6 +167,20 @@ def test_inpainting_defaults_to_the_librarys_recipe_on_a_box_and_on_random_pixel
     assert json.loads((tmp_path / "denoise" / "metrics.json").read_text())["recipe"]["name"] == "paper"
 
 
+def test_the_default_inpainting_run_keeps_the_biharmonic_start_that_later_updates_lose(tmp_path):
+    """The library recipe stops at z_1 (202 steps) because the updates after it move the hole away from the fill:
+    its image stays within a fraction of a dB of the fill alone, far above the masked input."""
+    common = ["run", "--task", "inpaint", "--image", "skimage:astronaut", "--size", "32", "--hiar", "0.25",
+              "--seed", "0", "--precision", "fp32", "--no-progress"]
+    assert main([*common, "--out", str(tmp_path / "default")]) == 0
+    assert main([*common, "--method", "biharmonic", "--out", str(tmp_path / "fill")]) == 0
+    default = json.loads((tmp_path / "default" / "metrics.json").read_text())
+    fill = json.loads((tmp_path / "fill" / "metrics.json").read_text())
+    assert default["iterations"] == 202 and default["hyperparameters"]["input_updates"] == 1
+    assert default["psnr"] > default["psnr_measurement"] + 3.0
+    assert abs(default["psnr"] - fill["psnr"]) < 0.5
+
+
 def test_the_authors_recipe_sets_its_task_choices_and_the_users_options_win():
     options = options_from_argv(["run", "--task", "inpaint", "--image", "x", "--recipe", "authors", "--lr", "5e-4",
                                  "--out", "unused"])
