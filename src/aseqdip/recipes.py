@@ -25,7 +25,7 @@ TASK_DEFAULTS: dict[str, str] = {
     # inpainting, box holes and random pixel masks (docs/fidelity.md, benchmarks/results/recipe-study; 3 study images
     # a line, under auto): the library's recipe 19.54 / 25.74 dB at HIAR 0.25 / 0.1 and 28.07 with half the pixels
     # missing (64 px), against the paper's recipe's 15.06 / 17.67 / 24.00, the authors' 16.01 / 19.03 / 27.05 and
-    # Vanilla DIP's 16.80 / 22.00 / 26.25; at 128 px too (HIAR 0.25, random pixels)
+    # Vanilla DIP's 16.80 / 22.00 / 26.25; at 128 px 18.86 / 26.03 / 29.93 against Vanilla DIP's 15.83 / 20.88 / 28.61
     "inpaint": "library",
     # MRI: the trial (TRIALS): the authors' data-consistent recipe kept where the data prove noise-free, else the
     # paper's (docs/fidelity.md, "MRI: a trial of the authors' recipe"): with k-space noise (4x, sigma 5, 3 slices)
@@ -64,7 +64,7 @@ LIBRARY: dict[str, dict[str, Any]] = {
     # input update (K = 1: 202 steps). Later updates move the hole away from the fill: along the 18 longer runs
     # of this recipe under auto the image was best at z_0 or z_1 in 16; stopped at z_1 it returns 0.7-3.4 dB more
     # on a line's mean than where auto stopped it, in 202 steps against 779-3737
-    # (docs/fidelity.md, "Box inpainting: a start the first input update keeps")
+    # (docs/fidelity.md, "Inpainting: stop at the first input update")
     "inpaint": {"hole_fill": "biharmonic", "warmup": 200, "iterations": 202},
 }
 
