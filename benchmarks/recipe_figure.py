@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from aseqdip.metrics import to_numpy_image
-from benchmarks.recipe_study import RESULTS, default_of, plan, recipe_variant
+from aseqdip.recipes import default_recipe
+from benchmarks.recipe_study import RESULTS, plan, recipe_variant
 
 SETTINGS = (("inpaint", "hiar0.25", 64), ("mri", "4x", 64), ("mri", "8x", 64), ("inpaint", "hiar0.1", 64))
 METHODS = (("dip", "paper", "Vanilla DIP"), ("selfguided", "paper", "Self-Guided DIP"),
@@ -28,8 +29,7 @@ METHODS = (("dip", "paper", "Vanilla DIP"), ("selfguided", "paper", "Self-Guided
 def panels_for(task: str, setting: str, size: int, results: Path) -> list[tuple[str, np.ndarray, str]] | None:
     """The row's six panels for the first image with every method's auto row landed, else None."""
     rows = {r.ident: r for r in plan() if r.kind == "auto"}
-    options = next((r.options for r in rows.values() if (r.task, r.setting, r.size) == (task, setting, size)), ())
-    default = default_of(task, options)
+    default = default_recipe(task)
     wanted = [*METHODS, ("aseqdip", recipe_variant(task, default), f"aSeqDIP, default ({default})")]
     images = []
     for r in rows.values():

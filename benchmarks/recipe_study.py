@@ -59,8 +59,9 @@ INPAINT = {
     "biharmonic": ("--hole-fill", "biharmonic"),
     # the biharmonic z_0 carried through the first input update: 200 steps fitting f(z_0) to z_0 first
     "biharmonic-warmup": ("--hole-fill", "biharmonic", "--warmup", "200"),
-    # the same stopped after its first input update (K = 1, 202 steps): the curves of the runs above are best
-    # at z_0 or z_1 on every study image, and fall from there (docs/fidelity.md, "The network only drifts")
+    # the same stopped after its first input update (K = 1, 202 steps): the curves of the runs above are best at
+    # z_0 or z_1 on all but one study image, and fall from there (docs/fidelity.md, "Inpainting: stop at the first
+    # input update")
     "biharmonic-warmup-k1": ("--hole-fill", "biharmonic", "--warmup", "200", "--iterations", "202"),
 }
 MRI = {
@@ -132,14 +133,6 @@ RECIPE_VARIANT_OF_TASK = {("mri", "library"): "library"}  # where a task's libra
 def recipe_variant(task: str, recipe: str) -> str:
     """The study variant that measured ``recipe`` on ``task``."""
     return RECIPE_VARIANT_OF_TASK.get((task, recipe), RECIPE_VARIANT[recipe])
-
-
-def default_of(task: str, options: tuple[str, ...]) -> str:
-    """The recipe a run of ``task`` with the block's ``options`` (inpainting's mask) gets when it names none."""
-    from aseqdip.cli import options_from_argv
-    from aseqdip.pipeline import chosen_recipe
-
-    return chosen_recipe(options_from_argv(["run", "--task", task, *options, "--image", "unused", "--out", "unused"]))
 
 
 # the inpainting choices checked on images no choice was made on (auto_holdout's, never in a study)

@@ -22,10 +22,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from aseqdip.recipes import default_recipe
 from benchmarks.auto_study import RESULTS as AUTO_RESULTS
 from benchmarks.auto_table import load_rows as load_auto_rows
 from benchmarks.auto_table import outcome
-from benchmarks.recipe_study import BLOCKS, HOLDOUT_BLOCKS, RESULTS, default_of, recipe_variant
+from benchmarks.recipe_study import BLOCKS, HOLDOUT_BLOCKS, RESULTS, recipe_variant
 
 
 def load_rows(results: Path = RESULTS) -> dict[tuple, dict[str, Any]]:
@@ -129,9 +130,8 @@ def default_line(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[
     """The run a user gets on one auto-study line (task, setting, size, image) without naming a recipe:
     (recipe, its metrics), from this study where the default is not the paper's recipe, else the auto study's
     aSeqDIP auto row (the paper's recipe); None while that row has not landed."""
-    task, setting = key[0], key[1]
-    options = next((o for t, s, o, *_rest in BLOCKS if (t, s) == (task, setting)), ())
-    recipe = default_of(task, options)
+    task = key[0]
+    recipe = default_recipe(task)
     if recipe == "paper":
         m = auto_rows.get((*key, "aseqdip", "auto"))
     else:
@@ -199,7 +199,7 @@ def readme_block(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[
              "DIP fixed 4000 / oracle best |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     done = []
-    for task, setting, options, size, _variants, _kinds in [*BLOCKS, *HOLDOUT_BLOCKS]:
+    for task, setting, _options, size, _variants, _kinds in [*BLOCKS, *HOLDOUT_BLOCKS]:
         if (task, setting, size) in done:
             continue
         done.append((task, setting, size))
@@ -212,7 +212,7 @@ def readme_block(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[
         paper, dip = paper or get("aseqdip paper (auto study)"), dip or get("dip paper (auto study)")
         # deblurring's script runs 10000 steps: its recipe is measured capped at the paper's 4000 (authors-4000)
         authors = get("aseqdip authors") or get("aseqdip authors-4000")
-        default = default_of(task, options)
+        default = default_recipe(task)
         chosen = get(f"aseqdip {recipe_variant(task, default)}")
         n = len(paper.get("auto", []))
         if not n or len(dip.get("auto", [])) != n:
