@@ -179,6 +179,17 @@ def default_criteria(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, d
     return lines
 
 
+def trial_steps_text(rows: dict[tuple, dict[str, Any]]) -> str:
+    """The range of steps a trial cost where it found noise and was not kept, per size, read from the rows."""
+    by_size: dict[int, list[int]] = defaultdict(list)
+    for key, m in rows.items():
+        trial = m.get("recipe_trial") or {}
+        if trial and not trial.get("kept", True) and "heldout" not in key[1]:
+            by_size[key[2]].append(trial["steps"])
+    parts = [f"{min(s)}-{max(s)} steps at {size} px" for size, s in sorted(by_size.items())]
+    return "where it found noise: " + "; ".join(parts) if parts else "none found noise yet"
+
+
 def readme_block(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[str, Any]]) -> str:
     """README's table: per setting, aSeqDIP as written, as its authors run it and with this library's default
     (all under ``auto``, on the same machine and images), Vanilla DIP beside them; the fixed budget's returned
@@ -190,7 +201,7 @@ def readme_block(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[
              "the fixed budgets and their oracle best (found with the ground truth: no user has it): the paper's and "
              "Vanilla DIP's from the auto study, the authors' recipe's (400 steps on inpainting) from this study. A "
              "trial's steps (MRI's library recipe) are those of the run that made the image; metrics.json records the "
-             "trial's own (92-132 steps at sigma 5); deblurring's authors' recipe is capped at the paper's 4000 steps "
+             f"trial's own ({trial_steps_text(rows)}); deblurring's authors' recipe is capped at the paper's 4000 steps "
              "(their script runs 10000). The same seed drifts apart across CPUs: docs/fidelity.md pairs "
              "rows run on one CPU; * marks the auto study's rows (same command, another session's CPU) where this "
              "study has not run the published methods.", "",
@@ -208,14 +219,16 @@ def readme_block(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[
 
         # where this study has not run the published methods (128 px), the auto study's rows, same commands, marked *
         paper, dip = get("aseqdip paper"), get("dip paper")
-        paper_mark, dip_mark = "" if paper else "*", "" if dip else "*"
+        paper_mark = "" if paper or not get("aseqdip paper (auto study)") else "*"
+        dip_mark = "" if dip or not get("dip paper (auto study)") else "*"
         paper, dip = paper or get("aseqdip paper (auto study)"), dip or get("dip paper (auto study)")
         # deblurring's script runs 10000 steps: its recipe is measured capped at the paper's 4000 (authors-4000)
         authors = get("aseqdip authors") or get("aseqdip authors-4000")
         default = default_recipe(task)
         chosen = get(f"aseqdip {recipe_variant(task, default)}")
-        n = len(paper.get("auto", []))
-        if not n or len(dip.get("auto", [])) != n:
+        # a line needs its baseline on every image; aSeqDIP as written may not have run there yet (MRI at 128 px)
+        n = len(dip.get("auto", []))
+        if not n or len(paper.get("auto", [])) not in (0, n):
             continue
         fixed_a, fixed_d = get("aseqdip paper (auto study)"), get("dip paper (auto study)")
 
