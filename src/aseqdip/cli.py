@@ -335,8 +335,10 @@ def _summary(m: dict[str, Any], out: str) -> str:
     parts = [f"{m['method']} on {m['task']}"]
     if "recipe_trial" in m:  # the library's recipe as a trial (aseqdip.recipes.TRIALS)
         trial = m["recipe_trial"]
+        kept = ("the data are noise-free" if "noise-free" in trial.get("rule", "noise-free")
+                else "the residual never came down to the estimated noise level")
         parts.append(f"recipe {m['recipe']['name']} (the trial of {trial['tried']} "
-                     f"{'kept: the data are noise-free' if trial['kept'] else 'found noise at step ' + str(trial['steps'])})")
+                     f"{'kept: ' + kept if trial['kept'] else 'found noise at step ' + str(trial['steps'])})")
     if "psnr_measurement" in m:
         parts.append(f"{m['measurement_is']} {m['psnr_measurement']:.2f} dB")
     if "psnr" in m:

@@ -185,6 +185,7 @@ def mean_residual(physics: Any, y: torch.Tensor, x: torch.Tensor, measured: torc
 
 
 NOISE_FREE = "noise-free"  # in the label of an iterate the confirmation window chose on noise-free data
+NEAREST = "smallest residual"  # in the label of an iterate chosen because the residual never reached the level
 
 
 class Discrepancy(Callback):
@@ -328,7 +329,7 @@ class Discrepancy(Callback):
             return self._candidate, int(self.candidate_at), self.label
         if self._nearest is not None:
             noise_free = f", {NOISE_FREE}" if self.noise_free_at is not None else ""
-            return self._nearest, int(self.nearest_iteration), f"{self.label}{noise_free}, smallest residual"
+            return self._nearest, int(self.nearest_iteration), f"{self.label}{noise_free}, {NEAREST}"
         return None
 
     def history(self) -> dict[str, list[float]]:
