@@ -27,7 +27,7 @@ TASK_DEFAULTS: dict[str, str] = {
     # missing (64 px), against the paper's recipe's 15.06 / 17.67 / 24.00, the authors' 16.01 / 19.03 / 27.05 and
     # Vanilla DIP's 16.80 / 22.00 / 26.25; at 128 px 18.86 / 26.03 / 29.93 against Vanilla DIP's 15.83 / 20.88 / 28.61
     "inpaint": "library",
-    # MRI: the trial (TRIALS): the authors' data-consistent recipe kept where the data prove noise-free, else the
+    # MRI: the trial (TRIALS): the authors' data-consistent recipe kept unless its rule finds a noise level, else the
     # paper's (docs/fidelity.md, "MRI: a trial of the authors' recipe"): with k-space noise (4x, sigma 5, 3 slices)
     # the paper's recipe's own image bit for bit after a trial of 92-132 steps; noise-free (4x, 3 slices) the
     # authors' recipe to its 6000-step budget (27.39 dB on mean under auto, against 22.22 for the paper's recipe)
@@ -70,8 +70,9 @@ LIBRARY: dict[str, dict[str, Any]] = {
 
 
 # Where the library's recipe is a trial: (first, then). Under ``auto`` the first recipe runs with its discrepancy
-# principle confirming the noise level (aseqdip.engine.stopping.Discrepancy, ``confirm``); it is kept where the
-# data prove noise-free, and otherwise the run starts again with the second. MRI: the authors' data-consistent
+# principle confirming the noise level (aseqdip.engine.stopping.Discrepancy, ``confirm``); only where the residual
+# reaches the estimated level and stays near it (a noise level) does the run start again with the second; where
+# the data prove noise-free, or the residual never comes down to the level, the first is kept. MRI: the authors' data-consistent
 # recipe is far ahead on noise-free k-space and behind with k-space noise, and the k-space corner estimate cannot
 # tell the two apart before a run (docs/fidelity.md, "MRI: a trial of the authors' recipe").
 TRIALS: dict[str, tuple[str, str]] = {"mri": ("authors", "paper")}
