@@ -26,7 +26,7 @@ from aseqdip.recipes import default_recipe
 from benchmarks.auto_study import RESULTS as AUTO_RESULTS
 from benchmarks.auto_table import load_rows as load_auto_rows
 from benchmarks.auto_table import outcome
-from benchmarks.recipe_study import BLOCKS, HOLDOUT_BLOCKS, RESULTS, recipe_variant
+from benchmarks.recipe_study import BLOCKS, HOLDOUT_BLOCKS, PAPER_SIZE, PAPER_SIZE_BLOCKS, RESULTS, recipe_variant
 
 
 def load_rows(results: Path = RESULTS) -> dict[tuple, dict[str, Any]]:
@@ -98,16 +98,20 @@ def _m(values: list[float], digits: int = 2) -> str:
     return f"{statistics.mean(values):.{digits}f} ({len(values)})" if values else ""
 
 
+def study_lines() -> list[tuple[str, str, int]]:
+    """(task, setting, size) of every line of the study, in the queue's order: the study's blocks, the held-out
+    ones, then the paper-size block (256 px)."""
+    lines = [(task, setting, size) for task, setting, _options, size, _variants, _kinds in [*BLOCKS, *HOLDOUT_BLOCKS]]
+    lines += [(task, setting, PAPER_SIZE) for task, setting, *_rest in PAPER_SIZE_BLOCKS]
+    return list(dict.fromkeys(lines))
+
+
 def render(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[str, Any]]) -> str:
     cells = figures(rows, auto_rows)
     lines = ["| task | setting | px | aSeqDIP variant / baseline | auto PSNR (n) | auto: vs aSeqDIP paper, same images "
              "(n) | auto steps | fixed PSNR (n) | oracle best, fixed run (n) |", "|---|---|---|---|---|---|---|---|---|"]
-    order = []
-    for task, setting, _options, size, _variants, _kinds in [*BLOCKS, *HOLDOUT_BLOCKS]:
-        if (task, setting, size) not in order:
-            order.append((task, setting, size))
     references = classical_reference(rows)
-    for task, setting, size in order:
+    for task, setting, size in study_lines():
         if (task, setting, size) in references:
             name, values = references[(task, setting, size)]
             lines.append(f"| {task} | {setting} | {size} | *{name} alone (no network)* | {_m(values)} | | 0 | | |")
@@ -209,11 +213,7 @@ def readme_block(rows: dict[tuple, dict[str, Any]], auto_rows: dict[tuple, dict[
              "(recipe) | Vanilla DIP | aSeqDIP fixed 4000 / oracle best | authors' fixed budget / oracle best (n) | "
              "DIP fixed 4000 / oracle best |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    done = []
-    for task, setting, _options, size, _variants, _kinds in [*BLOCKS, *HOLDOUT_BLOCKS]:
-        if (task, setting, size) in done:
-            continue
-        done.append((task, setting, size))
+    for task, setting, size in study_lines():
         def get(label: str, key: tuple = (task, setting, size)) -> dict:
             return cells.get((*key, label), {})
 
