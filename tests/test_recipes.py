@@ -230,7 +230,7 @@ def test_the_biharmonic_fill_is_a_better_z0_than_the_black_hole(hole):
         ASeqDIP(iterations=1, hole_fill="smooth")
 
 
-def test_the_library_mri_recipe_keeps_the_authors_recipe_only_where_the_data_prove_noise_free(tmp_path):
+def test_the_library_mri_recipe_drops_the_authors_recipe_where_the_trial_finds_noise(tmp_path):
     """A real MR slice (pydicom's MR_small, 32 px, 4x): on noise-free k-space the authors' data-consistent recipe is
     tried and kept (its residual falls far below the corner estimate, which is the image's detail); with k-space
     noise the trial finds a noise level and the run starts again with the paper's recipe, bit for bit."""
