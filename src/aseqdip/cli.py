@@ -334,8 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _summary(m: dict[str, Any], out: str) -> str:
     parts = [f"{m['method']} on {m['task']}"]
     if "recipe_trial" in m:  # the library's recipe as a trial (aseqdip.recipes.TRIALS)
+        from .engine.stopping import NOISE_FREE  # the label the trial's rule gives noise-free data
+
         trial = m["recipe_trial"]
-        kept = ("the data are noise-free" if "noise-free" in trial.get("rule", "noise-free")
+        kept = ("the data are noise-free" if NOISE_FREE in trial.get("rule", NOISE_FREE)
                 else "the residual never came down to the estimated noise level")
         parts.append(f"recipe {m['recipe']['name']} (the trial of {trial['tried']} "
                      f"{'kept: ' + kept if trial['kept'] else 'found noise at step ' + str(trial['steps'])})")
